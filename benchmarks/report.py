@@ -6,10 +6,13 @@
 Each file becomes one section, named after its program and regenerated in place between
 <!-- report:<program>:begin --> and <!-- report:<program>:end -->; text outside the markers
 is kept. Conventions the benchmarks follow:
-  - a name is <family>/<bytes>[/...]: the first argument is the buffer size in bytes;
+  - a name is <family>/<bytes>[/...]: the family is everything before the first numeric
+    argument (memcpy, transport/mpi/p2p), which is the buffer size in bytes;
   - a program that also measures memcpy/<bytes> gets a "÷ memcpy" column, every row's
-    bytes/s divided by memcpy's at the same size in the same run. The machines are shared,
-    so only such same-run ratios are claims; the absolute numbers are context.
+    bytes/s divided by memcpy's at the same size in the same run; likewise a family with a
+    "raw_<x>" segment (transport/raw_mpi/p2p) is the baseline of the families that differ
+    from it only there ("÷ raw_mpi"). The machines are shared, so only such same-run ratios
+    are claims; the absolute numbers are context.
 """
 
 import argparse
@@ -116,15 +119,15 @@ def pick_rows(benchmarks):
 
 
 def family_and_size(run_name):
-    """("memcpy", 4096) for "memcpy/4096" and for "memcpy/bytes:4096"; the size is None when
-    the first argument is not a number."""
+    """("memcpy", 4096) for "memcpy/4096" or "memcpy/bytes:4096", and ("transport/mpi/p2p", 4096)
+    for "transport/mpi/p2p/4096": the family is everything before the first numeric argument,
+    the size that argument (None when there is none)."""
     parts = run_name.split("/")
-    size = None
-    if len(parts) > 1:
-        m = re.fullmatch(r"(?:\w+:)?(\d+)", parts[1])
+    for i, part in enumerate(parts[1:], start=1):
+        m = re.fullmatch(r"(?:\w+:)?(\d+)", part)
         if m:
-            size = int(m.group(1))
-    return parts[0], size
+            return "/".join(parts[:i]), int(m.group(1))
+    return parts[0], None
 
 
 # ---- formatting ----------------------------------------------------------------------------
@@ -171,14 +174,27 @@ def user_counters(rows):
     return names
 
 
-def baseline_rates(rows):
-    """memcpy bytes/s per size, from this run only."""
+def baselines(rows):
+    """The baselines of this run, as (column name, family it applies to -> bool, bytes/s by size):
+    memcpy for every family; and a family with a segment "raw_<x>" (transport/raw_mpi/p2p) for
+    the families equal to it but in that segment (transport/mpi/p2p, transport/inproc/p2p)."""
     rates = {}
     for run_name, row in rows:
         family, size = family_and_size(run_name)
-        if family == BASELINE_FAMILY and size is not None and row.get("bytes_per_second"):
-            rates[size] = row["bytes_per_second"]
-    return rates
+        if size is not None and row.get("bytes_per_second"):
+            rates.setdefault(family, {})[size] = row["bytes_per_second"]
+    found = []
+    if BASELINE_FAMILY in rates:
+        found.append((BASELINE_FAMILY, lambda family: True, rates[BASELINE_FAMILY]))
+    for family, by_size in rates.items():
+        parts = family.split("/")
+        for k, part in enumerate(parts):
+            if part.startswith("raw_"):
+                def applies(other, parts=parts, k=k):
+                    o = other.split("/")
+                    return len(o) == len(parts) and all(a == b for i, (a, b) in enumerate(zip(o, parts)) if i != k)
+                found.append((part, applies, by_size))
+    return found
 
 
 def context_line(context):
@@ -201,7 +217,7 @@ def table(rows, cv):
     has_bytes = any("bytes_per_second" in r for _, r in rows)
     has_items = any("items_per_second" in r for _, r in rows)
     has_label = any(r.get("label") for _, r in rows)
-    baseline = baseline_rates(rows)
+    bases = baselines(rows)
     counters = user_counters(rows)
 
     header = ["Benchmark", "Time", "CPU"]
@@ -209,8 +225,8 @@ def table(rows, cv):
         header.append("Time CV")
     if has_bytes:
         header.append("Bytes/s")
-    if baseline:
-        header.append("÷ memcpy")
+    for name, _, _ in bases:
+        header.append(f"÷ {name}")
     if has_items:
         header.append("Items/s")
     header += counters
@@ -228,10 +244,10 @@ def table(rows, cv):
         if has_bytes:
             bps = row.get("bytes_per_second")
             cells.append(human_rate(bps, "B/s") if bps is not None else "")
-        if baseline:
-            _, size = family_and_size(run_name)
-            bps = row.get("bytes_per_second")
-            ratio = bps / baseline[size] if bps is not None and size in baseline else None
+        family, size = family_and_size(run_name)
+        bps = row.get("bytes_per_second")
+        for _, applies, by_size in bases:
+            ratio = bps / by_size[size] if bps is not None and applies(family) and size in by_size else None
             cells.append(three_digits(ratio) if ratio is not None else "")
         if has_items:
             ips = row.get("items_per_second")

@@ -1,5 +1,6 @@
-# Optional components of dtfm, auto-detected: dtfm::mpi (Open MPI or any MPI-3 implementation)
-# and dtfm::cuda (CUDA runtime + CCCL). Each says at configure time what was found.
+# Optional components of dtfm, auto-detected: dtfm::mpi (Open MPI or any MPI-3 implementation),
+# dtfm::cuda (CUDA runtime + CCCL) and dtfm::json (nlohmann-json, for the topology and plan
+# files of dtfm/plan/). Each says at configure time what was found.
 
 function(_dtfm_want out setting)
     string(TOUPPER "${setting}" s)
@@ -81,10 +82,27 @@ macro(dtfm_add_components)
     endif()
 endmacro()
 
+# dtfm::json: the file formats of dtfm/plan/ (topologies, plans) are JSON, read with nlohmann-json.
+macro(dtfm_add_json_component)
+    set(DTFM_JSON_FOUND OFF)
+    find_package(nlohmann_json 3 QUIET)
+    if(nlohmann_json_FOUND)
+        set(DTFM_JSON_FOUND ON)
+        set(DTFM_JSON_STATUS "found nlohmann-json ${nlohmann_json_VERSION}")
+        add_library(dtfm_json INTERFACE)
+        add_library(dtfm::json ALIAS dtfm_json)
+        set_target_properties(dtfm_json PROPERTIES EXPORT_NAME json)
+        target_link_libraries(dtfm_json INTERFACE dtfm nlohmann_json::nlohmann_json)
+    else()
+        set(DTFM_JSON_STATUS "not found: dtfm::json (topology and plan files) disabled (apt-get install nlohmann-json3-dev)")
+    endif()
+endmacro()
+
 function(dtfm_print_summary)
     message(STATUS "dtfm ${PROJECT_VERSION}")
     message(STATUS "  dtfm::dtfm  header-only core (C++20, standard library only)")
     message(STATUS "  dtfm::mpi   ${DTFM_MPI_STATUS}")
     message(STATUS "  dtfm::cuda  ${DTFM_CUDA_STATUS}")
+    message(STATUS "  dtfm::json  ${DTFM_JSON_STATUS}")
     message(STATUS "  tests ${DTFM_BUILD_TESTS}, benchmarks ${DTFM_BUILD_BENCHMARKS}, examples ${DTFM_BUILD_EXAMPLES}, install ${DTFM_INSTALL}")
 endfunction()

@@ -1,6 +1,7 @@
 # Configures, builds and runs the consumer project in a fresh folder; fails on any step.
 # cmake -DMODE=find_package|add_subdirectory|fetchcontent -DWORK=dir -DCONSUMER_SOURCE=dir
-#       -DDTFM_SOURCE=dir [-DPREFIX=dir] [-DWITH_MPI=ON -DMPIEXEC=mpiexec] -DGENERATOR=… -P run_consumer.cmake
+#       -DDTFM_SOURCE=dir [-DPREFIX=dir] [-DWITH_MPI=ON -DMPIEXEC=mpiexec] [-DWITH_JSON=ON]
+#       -DGENERATOR=… -P run_consumer.cmake
 
 function(run)
     execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -20,6 +21,9 @@ if(DEFINED PREFIX)
 endif()
 if(WITH_MPI)
     list(APPEND args -DDTFM_CONSUMER_MPI=ON)
+endif()
+if(WITH_JSON)
+    list(APPEND args -DDTFM_CONSUMER_JSON=ON)
 endif()
 run("${CMAKE_COMMAND}" ${args})
 run("${CMAKE_COMMAND}" --build "${WORK}")

@@ -10,6 +10,9 @@
 #if DTFM_HAS_MPI
 #include <dtfm/transport/mpi_environment.hpp>
 #endif
+#if DTFM_CONSUMER_JSON
+#include <dtfm/plan/topology.hpp>
+#endif
 
 static_assert(dtfm::concepts::transport<dtfm::transport::inproc>);
 static_assert(DTFM_VERSION_MAJOR == 0);
@@ -28,6 +31,13 @@ int main(int argc, char** argv) {
 #else
     (void)argc;
     (void)argv;
+#endif
+#if DTFM_CONSUMER_JSON
+    const auto topo = dtfm::plan::parse_topology(R"({"delay_ms": [[0, 5], [5, 0]], "bandwidth_gbps": [[0, 1], [1, 0]]})");
+    if (topo.size() != 2 || topo.delay_ms(0, 1) != 5.0) {
+        std::puts("consumer FAILED: topology");
+        return 1;
+    }
 #endif
     std::string received(5, '?');
     dtfm::transport::run_inproc(2, [&](dtfm::transport::inproc& t) {

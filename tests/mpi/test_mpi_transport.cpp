@@ -1,0 +1,143 @@
+// The transport suite under mpirun: transport::mpi and the wrappers over it (throttled, checked,
+// faulty, all stacked), plus MPI failures as transport_errors and emulated links across processes.
+#include <catch2/catch.hpp>
+
+#include <mpi.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "dtfm/transport/checked.hpp"
+#include "dtfm/transport/faulty.hpp"
+#include "dtfm/transport/mpi.hpp"
+#include "dtfm/transport/throttled.hpp"
+#include "../support/transport_suite.hpp"
+
+using namespace dtfm::transport;
+using namespace std::chrono_literals;
+using dtfm::message_tag;
+using dtfm::test::bytes_of;
+
+namespace {
+
+struct plain {
+    static mpi make() { return mpi(); }
+};
+struct throttled_fast {
+    static throttled<mpi> make() {
+        mpi world;
+        const int n = world.size();
+        return {std::move(world), link_model::uniform(n, 0.2, 10.0)};
+    }
+};
+struct checked_plain {
+    static checked<mpi> make() { return checked<mpi>(mpi()); }
+};
+struct faulty_without_faults {
+    static faulty<mpi> make() { return {mpi(), fault_plan{}}; }
+};
+struct stacked {
+    static checked<faulty<throttled<mpi>>> make() {
+        mpi world;
+        const int n = world.size();
+        throttled<mpi> slow(std::move(world), link_model::uniform(n, 0.1, 5.0));
+        return checked<faulty<throttled<mpi>>>(faulty<throttled<mpi>>(std::move(slow), fault_plan{}));
+    }
+};
+
+// Runs a check on this rank and makes every rank agree on the outcome: a failure on any rank
+// fails the test case on all of them, with the failing rank's message.
+template <class F>
+void on_every_rank(F&& check) {
+    std::string failure;
+    try {
+        check();
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    int failed = failure.empty() ? 0 : 1;
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    INFO(failure);
+    REQUIRE(failed == 0);
+    REQUIRE(any == 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("every transport passes the transport suite over MPI", "[mpi][transport]", plain,
+                   throttled_fast, checked_plain, faulty_without_faults, stacked) {
+    on_every_rank([] {
+        auto t = TestType::make();
+        dtfm::test::check_transport(t);
+    });
+}
+
+TEST_CASE("mpi: a message larger than the receive buffer is a transport_error with MPI's message",
+          "[mpi][transport]") {
+    on_every_rank([] {
+        mpi t;
+        const message_tag tag{dtfm::channel::user, 9};
+        if (t.rank() == 0) {
+            std::vector<int> out(10, 1);
+            t.isend(1, tag, bytes_of(out)).wait();
+        } else if (t.rank() == 1) {
+            std::vector<int> in(5);
+            auto r = t.irecv(0, tag, bytes_of(in));
+            try {
+                r.wait();
+                DTFM_RANK_REQUIRE(!"a truncated receive succeeded");
+            } catch (const dtfm::transport_error& e) {
+                DTFM_RANK_REQUIRE(std::string(e.what()).find("MPI_Wait(receive) failed: ") == 0);
+                DTFM_RANK_REQUIRE(std::string(e.what()).find("TRUNCATE") != std::string::npos);
+            }
+        }
+    });
+}
+
+TEST_CASE("mpi: throttled links delay and pace messages between processes", "[mpi][throttled]") {
+    on_every_rank([] {
+        mpi world;
+        const int n = world.size();
+        // 1 MB at 400 Mbit/s is 20 ms, plus 10 ms of latency.
+        throttled<mpi> t(std::move(world), link_model::uniform(n, 10.0, 0.4));
+        const message_tag tag{dtfm::channel::user, 10};
+        std::vector<std::byte> buf(1'000'000);
+        std::vector<int> ready{0};
+        if (t.rank() == 0) {
+            t.inner().irecv(1, {dtfm::channel::control, 1}, bytes_of(ready)).wait();
+            const auto start = std::chrono::steady_clock::now();
+            auto s = t.isend(1, tag, buf);
+            const auto emulated = t.last_arrival() - start;
+            DTFM_RANK_REQUIRE(emulated >= 29ms);
+            DTFM_RANK_REQUIRE(emulated <= 31ms);
+            s.wait();  // a send completes when its last byte has left: after 20 ms
+            DTFM_RANK_REQUIRE(std::chrono::steady_clock::now() - start >= 20ms);
+        } else if (t.rank() == 1) {
+            auto r = t.irecv(0, tag, buf);
+            const auto start = std::chrono::steady_clock::now();
+            t.inner().isend(0, {dtfm::channel::control, 1}, bytes_of(ready)).wait();
+            r.wait();
+            const auto took = std::chrono::steady_clock::now() - start;
+            DTFM_RANK_REQUIRE(took >= 29ms);
+            DTFM_RANK_REQUIRE(took < 200ms);
+        }
+    });
+}
+
+TEST_CASE("mpi: corruption on the wire is caught by checked<>", "[mpi][checked]") {
+    on_every_rank([] {
+        fault_plan plan;
+        plan.corrupt_rate = 1.0;
+        checked<faulty<mpi>> t(faulty<mpi>(mpi(), plan));
+        const message_tag tag{dtfm::channel::user, 11};
+        std::vector<std::byte> buf(4096, std::byte{3});
+        if (t.rank() == 0) {
+            t.isend(1, tag, buf).wait();
+        } else if (t.rank() == 1) {
+            auto r = t.irecv(0, tag, buf);
+            DTFM_RANK_REQUIRE_THROWS_AS(r.wait(), dtfm::wire_error);
+        }
+    });
+}

@@ -1,0 +1,194 @@
+// throttled<T> on inproc: latency, bandwidth, FIFO sharing of a link, independent links, the NIC
+// cap, per-direction links, the time scale, topologies and device placement. The emulated
+// schedule is checked exactly; measured arrival times with tolerances a loaded 2-core machine
+// keeps (the precise accuracy figures are in dtfm_bench_transport).
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <vector>
+
+#include "dtfm/transport/inproc.hpp"
+#include "dtfm/transport/throttled.hpp"
+#include "../../support/transport_suite.hpp"
+
+using namespace dtfm::transport;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using dtfm::message_tag;
+using dtfm::test::bytes_of;
+
+namespace {
+
+double ms(clock_type::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Rank 0 sends `sizes` to rank `to` back to back; returns, per message, the emulated arrival and
+// the measured arrival at the receiver, both in ms after the first send.
+struct timing {
+    std::vector<double> emulated, measured;
+};
+
+timing send_and_time(int ranks, const link_model& model, std::vector<std::size_t> sizes, int to = 1,
+                     std::vector<int> devices = {}) {
+    timing out;
+    clock_type::time_point start;
+    run_inproc(ranks, [&](inproc& world) {
+        throttled<inproc> t(world.split(0, world.rank()), model, devices);
+        const message_tag tag{dtfm::channel::user, 1};
+        if (t.rank() == 0) {
+            std::vector<std::vector<std::byte>> payloads;
+            for (auto n : sizes) payloads.emplace_back(n);
+            std::vector<throttled<inproc>::request_type> sends;
+            start = clock_type::now();
+            for (auto& p : payloads) {
+                sends.push_back(t.isend(to, tag, p));
+                out.emulated.push_back(ms(t.last_arrival() - start));
+            }
+            for (auto& s : sends) s.wait();
+        } else if (t.rank() == to) {
+            for (auto n : sizes) {
+                std::vector<std::byte> in(n);
+                t.irecv(0, tag, in).wait();
+                out.measured.push_back(ms(clock_type::now() - start));
+            }
+        }
+    });
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("throttled: a small message arrives one latency later", "[throttled]") {
+    const auto t = send_and_time(2, link_model::uniform(2, 20.0, 1.0), {8});
+    REQUIRE(t.emulated[0] == Approx(20.0).margin(0.05));
+    CHECK(t.measured[0] >= 20.0);
+    CHECK(t.measured[0] < 20.0 + 15.0);
+}
+
+TEST_CASE("throttled: a large message takes bytes / bandwidth plus the latency", "[throttled]") {
+    // 1 MB at 100 Mbit/s is 80 ms.
+    const auto t = send_and_time(2, link_model::uniform(2, 1.0, 0.1), {1'000'000});
+    REQUIRE(t.emulated[0] == Approx(81.0).margin(0.1));
+    CHECK(t.measured[0] >= 81.0);
+    CHECK(t.measured[0] < 81.0 * 1.3);
+}
+
+TEST_CASE("throttled: messages on one link queue and share its bandwidth", "[throttled]") {
+    const auto t = send_and_time(2, link_model::uniform(2, 1.0, 0.1), {500'000, 500'000, 500'000});
+    REQUIRE(t.emulated[0] == Approx(41.0).margin(0.1));
+    REQUIRE(t.emulated[1] == Approx(81.0).margin(0.2));
+    REQUIRE(t.emulated[2] == Approx(121.0).margin(0.3));
+    CHECK(t.measured[2] >= 121.0);
+    CHECK(t.measured[2] < 121.0 * 1.3);
+}
+
+TEST_CASE("throttled: links to different peers run in parallel unless the NIC caps them", "[throttled]") {
+    for (bool capped : {false, true}) {
+        auto model = link_model::uniform(3, 1.0, 0.1);
+        if (capped) model.with_nic_cap(0.1);
+        std::vector<double> emulated;
+        run_inproc(3, [&](inproc& world) {
+            throttled<inproc> t(world.split(0, world.rank()), model);
+            const message_tag tag{dtfm::channel::user, 2};
+            std::vector<std::byte> buf(500'000);
+            if (t.rank() == 0) {
+                const auto start = clock_type::now();
+                auto a = t.isend(1, tag, buf);
+                emulated.push_back(ms(t.last_arrival() - start));
+                auto b = t.isend(2, tag, buf);
+                emulated.push_back(ms(t.last_arrival() - start));
+                a.wait();
+                b.wait();
+            } else {
+                t.irecv(0, tag, buf).wait();
+            }
+        });
+        INFO("NIC capped: " << capped);
+        REQUIRE(emulated[0] == Approx(41.0).margin(0.2));
+        REQUIRE(emulated[1] == Approx(capped ? 81.0 : 41.0).margin(0.3));
+    }
+}
+
+TEST_CASE("throttled: each direction of a link has its own bandwidth and latency", "[throttled]") {
+    auto model = link_model::uniform(2, 1.0, 1.0);
+    model.set_link(0, 1, 30.0, 0.1).set_link(1, 0, 2.0, 1.0);
+    double forward = 0, backward = 0;
+    run_inproc(2, [&](inproc& world) {
+        throttled<inproc> t(world.split(0, world.rank()), model);
+        std::vector<std::byte> buf(100'000);
+        const auto start = clock_type::now();
+        const int peer = 1 - t.rank();
+        auto r = t.irecv(peer, {dtfm::channel::user, 3}, buf);
+        auto s = t.isend(peer, {dtfm::channel::user, 3}, buf);
+        (t.rank() == 0 ? forward : backward) = ms(t.last_arrival() - start);
+        s.wait();
+        r.wait();
+    });
+    REQUIRE(forward == Approx(30.0 + 8.0).margin(0.2));   // 100 kB at 100 Mbit/s: 8 ms
+    REQUIRE(backward == Approx(2.0 + 0.8).margin(0.2));   // at 1 Gbit/s: 0.8 ms
+}
+
+TEST_CASE("throttled: the time scale stretches or shrinks every duration", "[throttled]") {
+    auto model = link_model::uniform(2, 20.0, 0.1);
+    model.with_time_scale(0.25);
+    const auto t = send_and_time(2, model, {1'000'000});
+    REQUIRE(t.emulated[0] == Approx((20.0 + 80.0) * 0.25).margin(0.1));
+    CHECK(t.measured[0] >= 25.0);
+    CHECK(t.measured[0] < 25.0 * 1.5);
+}
+
+namespace {
+// A topology shaped like the scenario files: two regions, fast inside, slow across.
+struct two_regions {
+    int size() const { return 4; }
+    double delay_ms(int a, int b) const { return (a < 2) == (b < 2) ? 1.0 : 11.0; }
+    double bandwidth_gbps(int a, int b) const { return (a < 2) == (b < 2) ? 5.0 : 1.12; }
+};
+}  // namespace
+
+TEST_CASE("throttled: links come from a topology and ranks from a placement", "[throttled]") {
+    const auto model = link_model::from_topology(two_regions{});
+    REQUIRE(model.delay_seconds(0, 1) == Approx(0.001));
+    REQUIRE(model.delay_seconds(0, 3) == Approx(0.011));
+    REQUIRE(model.bytes_per_second(2, 1) == Approx(1.12e9 / 8));
+    // Rank 0 on device 0, rank 1 on device 3: the cross-region link.
+    const auto t = send_and_time(2, model, {1'120'000}, 1, {0, 3});
+    REQUIRE(t.emulated[0] == Approx(11.0 + 8.0).margin(0.1));
+    // Same region: devices 0 and 1.
+    const auto near = send_and_time(2, model, {1'120'000}, 1, {0, 1});
+    REQUIRE(near.emulated[0] == Approx(1.0 + 1.792).margin(0.1));
+}
+
+TEST_CASE("throttled: a sub-group keeps each rank's device", "[throttled]") {
+    const auto model = link_model::from_topology(two_regions{});
+    std::vector<int> seen(4, -1);
+    run_inproc(4, [&](inproc& world) {
+        // Rank r runs on device 3 - r; split into the pairs {0, 2} and {1, 3} by parity.
+        throttled<inproc> t(world.split(0, world.rank()), model, {3, 2, 1, 0});
+        auto pair = t.split(t.rank() % 2, t.rank());
+        DTFM_RANK_REQUIRE(pair.size() == 2);
+        DTFM_RANK_REQUIRE(pair.device() == 3 - world.rank());
+        const int other_world_rank = world.rank() % 2 + 2 * (1 - pair.rank());
+        DTFM_RANK_REQUIRE(pair.device_of(1 - pair.rank()) == 3 - other_world_rank);
+        seen[static_cast<std::size_t>(world.rank())] = pair.device();
+    });
+    REQUIRE(seen == std::vector<int>{3, 2, 1, 0});
+}
+
+TEST_CASE("throttled: bad models and placements are config_errors", "[throttled]") {
+    REQUIRE_THROWS_AS(link_model::uniform(0, 1.0, 1.0), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, -1.0, 1.0), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, 1.0, 0.0), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, 1.0, std::numeric_limits<double>::infinity()), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, 1.0, 1.0).with_time_scale(0), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, 1.0, 1.0).with_nic_cap(-3), dtfm::config_error);
+    REQUIRE_THROWS_AS(link_model::uniform(2, 1.0, 1.0).set_link(0, 2, 1.0, 1.0), dtfm::config_error);
+    REQUIRE_THROWS_AS(run_inproc(2, [](inproc& world) {
+                          throttled<inproc> t(world.split(0, world.rank()), link_model::uniform(2, 1, 1), {0, 5});
+                      }),
+                      dtfm::config_error);
+    REQUIRE_THROWS_AS(run_inproc(2, [](inproc& world) {
+                          throttled<inproc> t(world.split(0, world.rank()), link_model::uniform(2, 1, 1), {0});
+                      }),
+                      dtfm::config_error);
+}
