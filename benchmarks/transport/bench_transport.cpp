@@ -1,10 +1,11 @@
 // dtfm_bench_transport (run under `mpirun -n 2`): point-to-point throughput of raw MPI_Send/Recv,
-// dtfm's MPI transport, the in-process transport and throttled<mpi>, message sizes 4 KiB–64 MiB.
-// The claims are ratios in one run: transport/mpi ÷ transport/raw_mpi, and throttled's measured
-// rate and latency against the configured ones.
+// dtfm's MPI transport, the in-process transport, and throttled<T> over both, message sizes
+// 4 KiB–64 MiB. The claims are ratios in one run: transport/mpi ÷ transport/raw_mpi, and each
+// throttled transport's measured rate and latency against the configured ones.
 //
-// Rank 0 runs Google Benchmark; before each timed loop it tells rank 1 what to receive and how
-// many times, so both ranks run exactly the iterations the benchmark chose.
+// Rank 0 runs Google Benchmark; before each timed loop it tells the receiving rank (MPI rank 1,
+// or the second thread of an in-process pair) what to receive and how many times, so both sides
+// run exactly the iterations the benchmark chose.
 #include <benchmark/benchmark.h>
 #include <mpi.h>
 
@@ -16,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -27,13 +29,14 @@
 namespace {
 
 using namespace dtfm::transport;
+using command = std::array<std::int64_t, 3>;  // what, bytes, iterations
 
-enum class kind : std::int64_t { raw_mpi, dtfm_mpi, throttled_stream, throttled_ping, stop };
+enum class kind : std::int64_t { raw_mpi, plain, stream, ping, stop };
 
-constexpr int command_tag = 900;
-constexpr int ack_tag = 901;
-constexpr int data_tag = 902;
 constexpr dtfm::message_tag data{dtfm::channel::user, 1};
+constexpr dtfm::message_tag control{dtfm::channel::control, 1};
+constexpr dtfm::message_tag ack{dtfm::channel::control, 2};
+constexpr int raw_data_tag = 902;
 
 // The emulated link of the throttled benchmarks: 1 Gbit/s, 2 ms one way.
 constexpr double link_gbps = 1.0;
@@ -44,27 +47,16 @@ constexpr std::size_t largest = std::size_t{64} << 20;
 
 // Buffers are allocated and touched once, outside every timed region: a first touch of fresh
 // pages costs more than the copy being measured on some machines.
-std::span<std::byte> buffer_of(std::size_t n) {
+std::span<std::byte> send_buffer(std::size_t n) {
     static std::vector<std::byte> buffer(largest, std::byte{1});
     return std::span(buffer).first(n);
 }
-std::span<std::byte> receive_buffer_of(std::size_t n) {
+std::span<std::byte> receive_buffer(std::size_t n) {
     static std::vector<std::byte> buffer(largest, std::byte{2});
     return std::span(buffer).first(n);
 }
 
-struct world_state {
-    std::unique_ptr<mpi> dtfm_mpi;
-    std::unique_ptr<throttled<mpi>> slow;
-};
-world_state* world = nullptr;
-
-void command(kind k, std::int64_t bytes, std::int64_t iterations) {
-    std::array<std::int64_t, 3> c{static_cast<std::int64_t>(k), bytes, iterations};
-    MPI_Send(c.data(), 3, MPI_INT64_T, 1, command_tag, MPI_COMM_WORLD);
-}
-
-void wait_ack() { MPI_Recv(nullptr, 0, MPI_BYTE, 1, ack_tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE); }
+link_model emulated_link() { return link_model::uniform(2, link_delay_ms, link_gbps); }
 
 // Whether this is the batch's last iteration: it waits for the receiver's acknowledgement inside
 // the timed loop, so the time covers every byte received, not only every byte handed over.
@@ -72,193 +64,228 @@ bool last_iteration(const benchmark::State& state, std::int64_t& i) {
     return ++i == static_cast<std::int64_t>(state.max_iterations);
 }
 
-// Rank 1: receive what rank 0 announces, acknowledge the end of each batch.
-void serve() {
-    for (;;) {
-        std::array<std::int64_t, 3> c{};
-        MPI_Recv(c.data(), 3, MPI_INT64_T, 0, command_tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        const auto k = static_cast<kind>(c[0]);
-        if (k == kind::stop) return;
-        const auto bytes = receive_buffer_of(static_cast<std::size_t>(c[1]));
-        switch (k) {
-        case kind::raw_mpi:
-            for (std::int64_t i = 0; i < c[2]; ++i) {
-                MPI_Recv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, data_tag, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE);
+// ---- the receiving side, shared by MPI rank 1 and the in-process pair ----------------------
+
+// Receives one announced batch on `t` (plain) or `slow` (throttled) and acknowledges it on `t`.
+template <class T, class Slow>
+void receive_batch(const command& c, T& t, Slow& slow) {
+    const auto bytes = receive_buffer(static_cast<std::size_t>(c[1]));
+    switch (static_cast<kind>(c[0])) {
+    case kind::plain:
+        for (std::int64_t i = 0; i < c[2]; ++i) t.irecv(0, data, bytes).wait();
+        break;
+    case kind::stream: {
+        // Every message lands in one buffer: only the timing is measured, not the content.
+        std::deque<typename Slow::request_type> pending;
+        for (std::int64_t i = 0; i < c[2]; ++i) {
+            pending.push_back(slow.irecv(0, data, bytes));
+            if (pending.size() >= window) {
+                pending.front().wait();
+                pending.pop_front();
             }
-            break;
-        case kind::dtfm_mpi:
-            for (std::int64_t i = 0; i < c[2]; ++i) world->dtfm_mpi->irecv(0, data, bytes).wait();
-            break;
-        case kind::throttled_stream: {
-            std::deque<throttled<mpi>::request_type> pending;
-            for (std::int64_t i = 0; i < c[2]; ++i) {
-                // Receive into one buffer: the content is not checked, only the timing.
-                pending.push_back(world->slow->irecv(0, data, bytes));
-                if (pending.size() >= window) {
-                    pending.front().wait();
-                    pending.pop_front();
-                }
-            }
-            for (auto& p : pending) p.wait();
-            break;
         }
-        case kind::throttled_ping:
-            for (std::int64_t i = 0; i < c[2]; ++i) {
-                world->slow->irecv(0, data, bytes).wait();
-                world->slow->isend(0, data, bytes).wait();
-            }
-            break;
-        case kind::stop:
-            return;
-        }
-        MPI_Send(nullptr, 0, MPI_BYTE, 0, ack_tag, MPI_COMM_WORLD);
+        for (auto& p : pending) p.wait();
+        break;
     }
+    case kind::ping:
+        for (std::int64_t i = 0; i < c[2]; ++i) {
+            slow.irecv(0, data, bytes).wait();
+            slow.isend(0, data, bytes).wait();
+        }
+        break;
+    default:
+        break;
+    }
+    t.isend(0, ack, {}).wait();
 }
 
-void bm_raw_mpi(benchmark::State& state) {
-    const auto buf = buffer_of(static_cast<std::size_t>(state.range(0)));
-    command(kind::raw_mpi, state.range(0), static_cast<std::int64_t>(state.max_iterations));
-    std::int64_t i = 0;
-    for (auto _ : state) {
-        MPI_Send(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 1, data_tag, MPI_COMM_WORLD);
-        if (last_iteration(state, i)) wait_ack();
-    }
-    state.SetBytesProcessed(state.iterations() * state.range(0));
+// ---- the sending side ------------------------------------------------------------------------
+
+template <class T>
+void announce(T& t, kind k, const benchmark::State& state) {
+    const command c{static_cast<std::int64_t>(k), state.range(0), static_cast<std::int64_t>(state.max_iterations)};
+    t.isend(1, control, std::as_bytes(std::span(c))).wait();
 }
 
-void bm_dtfm_mpi(benchmark::State& state) {
-    const auto buf = buffer_of(static_cast<std::size_t>(state.range(0)));
-    command(kind::dtfm_mpi, state.range(0), static_cast<std::int64_t>(state.max_iterations));
-    std::int64_t i = 0;
-    for (auto _ : state) {
-        world->dtfm_mpi->isend(1, data, buf).wait();
-        if (last_iteration(state, i)) wait_ack();
-    }
-    state.SetBytesProcessed(state.iterations() * state.range(0));
-}
-
-// Two threads of this process as inproc ranks; rank 1 answers batches like serve() does.
-class inproc_pair {
-public:
-    inproc_pair()
-        : thread_([this] {
-              run_inproc(2, [this](inproc& t) {
-                  if (t.rank() == 0) {
-                      {
-                          std::lock_guard lock(mutex_);
-                          rank0_ = &t;
-                      }
-                      ready_.notify_all();
-                      std::unique_lock lock(mutex_);
-                      ready_.wait(lock, [this] { return done_; });
-                      const std::int64_t stop = -1;
-                      t.isend(1, {dtfm::channel::control, 0}, std::as_bytes(std::span(&stop, 1))).wait();
-                      return;
-                  }
-                  for (;;) {
-                      std::array<std::int64_t, 2> c{};
-                      t.irecv(0, {dtfm::channel::control, 0}, std::as_writable_bytes(std::span(c))).wait();
-                      if (c[0] < 0) return;
-                      const auto buf = receive_buffer_of(static_cast<std::size_t>(c[0]));
-                      for (std::int64_t i = 0; i < c[1]; ++i) t.irecv(0, data, buf).wait();
-                      t.isend(0, {dtfm::channel::control, 1}, {}).wait();
-                  }
-              });
-          }) {
-        std::unique_lock lock(mutex_);
-        ready_.wait(lock, [this] { return rank0_ != nullptr; });
-    }
-    ~inproc_pair() {
-        {
-            std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        ready_.notify_all();
-        thread_.join();
-    }
-    inproc& rank0() { return *rank0_; }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    inproc* rank0_ = nullptr;
-    bool done_ = false;
-    std::thread thread_;
-};
-
-void bm_inproc(benchmark::State& state) {
-    static inproc_pair pair;
-    auto& t = pair.rank0();
-    const auto buf = buffer_of(static_cast<std::size_t>(state.range(0)));
-    std::array<std::int64_t, 2> c{state.range(0), static_cast<std::int64_t>(state.max_iterations)};
-    t.isend(1, {dtfm::channel::control, 0}, std::as_bytes(std::span(c))).wait();
+template <class T>
+void plain_p2p(benchmark::State& state, T& t) {
+    const auto buf = send_buffer(static_cast<std::size_t>(state.range(0)));
+    announce(t, kind::plain, state);
     std::int64_t i = 0;
     for (auto _ : state) {
         t.isend(1, data, buf).wait();
-        if (last_iteration(state, i)) t.irecv(1, {dtfm::channel::control, 1}, {}).wait();
+        if (last_iteration(state, i)) t.irecv(1, ack, {}).wait();
     }
     state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 
-// Streaming through the emulated link: the rate the receiver sees against the configured one.
-// The one latency of the batch is taken out, so the counter measures bandwidth alone.
-void bm_throttled(benchmark::State& state) {
-    const auto buf = buffer_of(static_cast<std::size_t>(state.range(0)));
-    command(kind::throttled_stream, state.range(0), static_cast<std::int64_t>(state.max_iterations));
+// Streaming through the emulated link: the rate the receiver sees against the configured one,
+// with the one latency of the batch taken out so the counter measures bandwidth alone.
+template <class T, class Slow>
+void throttled_p2p(benchmark::State& state, T& t, Slow& slow) {
+    const auto buf = send_buffer(static_cast<std::size_t>(state.range(0)));
+    announce(t, kind::stream, state);
     const auto start = std::chrono::steady_clock::now();
-    std::deque<throttled<mpi>::request_type> pending;
+    std::deque<typename Slow::request_type> pending;
     std::int64_t i = 0;
     for (auto _ : state) {
-        pending.push_back(world->slow->isend(1, data, buf));
+        pending.push_back(slow.isend(1, data, buf));
         if (pending.size() >= window) {
             pending.front().wait();
             pending.pop_front();
         }
         if (last_iteration(state, i)) {
             for (auto& p : pending) p.wait();
-            wait_ack();
+            t.irecv(1, ack, {}).wait();
         }
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double bytes = static_cast<double>(state.iterations()) * static_cast<double>(state.range(0));
     state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-    state.counters["configured_bytes_per_second"] = link_gbps * 1e9 / 8;
-    state.counters["measured_bytes_per_second"] = bytes / (elapsed - link_delay_ms / 1e3);
+    const double configured = link_gbps * 1e9 / 8;
+    const double measured = bytes / (elapsed - link_delay_ms / 1e3);
+    state.counters["configured_bytes_per_second"] = configured;
+    state.counters["measured_bytes_per_second"] = measured;
+    state.counters["measured_over_configured"] = measured / configured;
 }
 
-// Ping-pong of small messages: half the round trip against the configured one-way latency.
-void bm_throttled_latency(benchmark::State& state) {
-    const auto buf = buffer_of(static_cast<std::size_t>(state.range(0)));
-    command(kind::throttled_ping, state.range(0), static_cast<std::int64_t>(state.max_iterations));
+// Ping-pong: half the round trip, less the transfer time, against the configured latency.
+template <class T, class Slow>
+void throttled_latency(benchmark::State& state, T& t, Slow& slow) {
+    const auto buf = send_buffer(static_cast<std::size_t>(state.range(0)));
+    announce(t, kind::ping, state);
     const auto start = std::chrono::steady_clock::now();
     std::int64_t i = 0;
     for (auto _ : state) {
-        auto r = world->slow->irecv(1, data, receive_buffer_of(buf.size()));
-        world->slow->isend(1, data, buf).wait();
+        auto r = slow.irecv(1, data, receive_buffer(buf.size()));
+        slow.isend(1, data, buf).wait();
         r.wait();
-        if (last_iteration(state, i)) wait_ack();
+        if (last_iteration(state, i)) t.irecv(1, ack, {}).wait();
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double transfer = static_cast<double>(state.range(0)) / (link_gbps * 1e9 / 8);
+    const double measured = elapsed / static_cast<double>(state.iterations()) / 2 - transfer;
     state.counters["configured_latency_s"] = link_delay_ms / 1e3;
-    state.counters["measured_latency_s"] =
-        elapsed / static_cast<double>(state.iterations()) / 2 - transfer;
+    state.counters["measured_latency_s"] = measured;
+    state.counters["excess_latency_s"] = measured - link_delay_ms / 1e3;
+}
+
+// ---- MPI: rank 0 measures, rank 1 serves ------------------------------------------------------
+
+struct mpi_world {
+    mpi plain;
+    throttled<mpi> slow{mpi(), emulated_link()};
+};
+mpi_world* world = nullptr;
+
+void serve_mpi() {
+    for (;;) {
+        command c{};
+        world->plain.irecv(0, control, std::as_writable_bytes(std::span(c))).wait();
+        const auto k = static_cast<kind>(c[0]);
+        if (k == kind::stop) return;
+        if (k == kind::raw_mpi) {
+            const auto bytes = receive_buffer(static_cast<std::size_t>(c[1]));
+            for (std::int64_t i = 0; i < c[2]; ++i) {
+                MPI_Recv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, raw_data_tag, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE);
+            }
+            world->plain.isend(0, ack, {}).wait();
+        } else {
+            receive_batch(c, world->plain, world->slow);
+        }
+    }
+}
+
+void bm_raw_mpi(benchmark::State& state) {
+    const auto buf = send_buffer(static_cast<std::size_t>(state.range(0)));
+    announce(world->plain, kind::raw_mpi, state);
+    std::int64_t i = 0;
+    for (auto _ : state) {
+        MPI_Send(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 1, raw_data_tag, MPI_COMM_WORLD);
+        if (last_iteration(state, i)) world->plain.irecv(1, ack, {}).wait();
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+void bm_mpi(benchmark::State& state) { plain_p2p(state, world->plain); }
+void bm_throttled_mpi(benchmark::State& state) { throttled_p2p(state, world->plain, world->slow); }
+void bm_throttled_mpi_latency(benchmark::State& state) { throttled_latency(state, world->plain, world->slow); }
+
+// ---- in-process: two threads of rank 0; the second serves like MPI rank 1 ------------------------
+
+class inproc_pair {
+public:
+    inproc_pair()
+        : thread_([this] {
+              run_inproc(2, [this](inproc& t) {
+                  throttled<inproc> slow(t, emulated_link());
+                  if (t.rank() == 1) {
+                      for (;;) {
+                          command c{};
+                          t.irecv(0, control, std::as_writable_bytes(std::span(c))).wait();
+                          if (static_cast<kind>(c[0]) == kind::stop) return;
+                          receive_batch(c, t, slow);
+                      }
+                  }
+                  {
+                      std::lock_guard lock(mutex_);
+                      rank0_ = &t;
+                      slow0_ = &slow;
+                  }
+                  changed_.notify_all();
+                  std::unique_lock lock(mutex_);
+                  changed_.wait(lock, [this] { return done_; });
+                  const command stop{static_cast<std::int64_t>(kind::stop), 0, 0};
+                  t.isend(1, control, std::as_bytes(std::span(stop))).wait();
+              });
+          }) {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [this] { return rank0_ != nullptr; });
+    }
+    ~inproc_pair() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        changed_.notify_all();
+        thread_.join();
+    }
+    inproc& plain() { return *rank0_; }
+    throttled<inproc>& slow() { return *slow0_; }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    inproc* rank0_ = nullptr;
+    throttled<inproc>* slow0_ = nullptr;
+    bool done_ = false;
+    std::thread thread_;
+};
+std::optional<inproc_pair> pair;
+
+void bm_inproc(benchmark::State& state) { plain_p2p(state, pair->plain()); }
+void bm_throttled_inproc(benchmark::State& state) { throttled_p2p(state, pair->plain(), pair->slow()); }
+void bm_throttled_inproc_latency(benchmark::State& state) {
+    throttled_latency(state, pair->plain(), pair->slow());
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
     for (std::int64_t n = 4 << 10; n <= (64 << 20); n *= 4) b->Arg(n);
     b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
+void latency_sizes(benchmark::internal::Benchmark* b) {
+    b->Arg(8)->Arg(64 << 10)->UseRealTime()->Unit(benchmark::kMillisecond);
+}
 
 }  // namespace
 
 BENCHMARK(bm_raw_mpi)->Name("transport/raw_mpi/p2p")->Apply(sizes);
-BENCHMARK(bm_dtfm_mpi)->Name("transport/mpi/p2p")->Apply(sizes);
+BENCHMARK(bm_mpi)->Name("transport/mpi/p2p")->Apply(sizes);
 BENCHMARK(bm_inproc)->Name("transport/inproc/p2p")->Apply(sizes);
-BENCHMARK(bm_throttled)->Name("transport/throttled/p2p")->Apply(sizes)->MinTime(1.0);
-BENCHMARK(bm_throttled_latency)->Name("transport/throttled/latency")->Arg(8)->Arg(64 << 10)->UseRealTime()->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(bm_throttled_mpi)->Name("transport/throttled/p2p")->Apply(sizes)->MinTime(1.0);
+BENCHMARK(bm_throttled_inproc)->Name("transport/throttled_inproc/p2p")->Apply(sizes)->MinTime(1.0);
+BENCHMARK(bm_throttled_mpi_latency)->Name("transport/throttled/latency")->Apply(latency_sizes);
+BENCHMARK(bm_throttled_inproc_latency)->Name("transport/throttled_inproc/latency")->Apply(latency_sizes);
 
 int main(int argc, char** argv) {
     mpi_environment env(argc, argv);
@@ -269,22 +296,24 @@ int main(int argc, char** argv) {
         if (rank == 0) std::fprintf(stderr, "dtfm_bench_transport: run with mpirun -n 2 (got %d ranks)\n", size);
         return 2;
     }
-    world_state state;
-    state.dtfm_mpi = std::make_unique<mpi>();
-    state.slow = std::make_unique<throttled<mpi>>(mpi(), link_model::uniform(2, link_delay_ms, link_gbps));
-    world = &state;
-    (void)buffer_of(0);
-    (void)receive_buffer_of(0);
-
-    if (rank == 1) {
-        serve();
-    } else {
-        benchmark::Initialize(&argc, argv);
-        benchmark::RunSpecifiedBenchmarks();
-        benchmark::Shutdown();
-        command(kind::stop, 0, 0);
+    (void)send_buffer(0);
+    (void)receive_buffer(0);
+    {
+        mpi_world w;
+        world = &w;
+        if (rank == 1) {
+            serve_mpi();
+        } else {
+            pair.emplace();
+            benchmark::Initialize(&argc, argv);
+            benchmark::RunSpecifiedBenchmarks();
+            benchmark::Shutdown();
+            pair.reset();
+            const command stop{static_cast<std::int64_t>(kind::stop), 0, 0};
+            world->plain.isend(1, control, std::as_bytes(std::span(stop))).wait();
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        world = nullptr;
     }
-    MPI_Barrier(MPI_COMM_WORLD);
-    world = nullptr;
     return 0;
 }

@@ -4,6 +4,7 @@
 // keeps (the precise accuracy figures are in dtfm_bench_transport).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <vector>
@@ -21,6 +22,16 @@ using dtfm::test::bytes_of;
 namespace {
 
 double ms(clock_type::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// An emulated arrival, in ms after the test's clock reading just before the send: the schedule is
+// exact from the moment isend reads the clock, which may come a little later on a loaded machine.
+bool arrives_at(double emulated, double expected) { return emulated >= expected - 0.01 && emulated <= expected + 1.0; }
+
+// A measured arrival: never early; late by at most what a loaded 2-core machine may stall a
+// thread (the precise figures are in dtfm_bench_transport).
+bool measured_near(double measured, double expected) {
+    return measured >= expected && measured < expected + std::max(50.0, 0.5 * expected);
+}
 
 // Rank 0 sends `sizes` to rank `to` back to back; returns, per message, the emulated arrival and
 // the measured arrival at the receiver, both in ms after the first send.
@@ -60,26 +71,23 @@ timing send_and_time(int ranks, const link_model& model, std::vector<std::size_t
 
 TEST_CASE("throttled: a small message arrives one latency later", "[throttled]") {
     const auto t = send_and_time(2, link_model::uniform(2, 20.0, 1.0), {8});
-    REQUIRE(t.emulated[0] == Approx(20.0).margin(0.05));
-    CHECK(t.measured[0] >= 20.0);
-    CHECK(t.measured[0] < 20.0 + 15.0);
+    REQUIRE(arrives_at(t.emulated[0], 20.0));
+    CHECK(measured_near(t.measured[0], 20.0));
 }
 
 TEST_CASE("throttled: a large message takes bytes / bandwidth plus the latency", "[throttled]") {
     // 1 MB at 100 Mbit/s is 80 ms.
     const auto t = send_and_time(2, link_model::uniform(2, 1.0, 0.1), {1'000'000});
-    REQUIRE(t.emulated[0] == Approx(81.0).margin(0.1));
-    CHECK(t.measured[0] >= 81.0);
-    CHECK(t.measured[0] < 81.0 * 1.3);
+    REQUIRE(arrives_at(t.emulated[0], 81.0));
+    CHECK(measured_near(t.measured[0], 81.0));
 }
 
 TEST_CASE("throttled: messages on one link queue and share its bandwidth", "[throttled]") {
     const auto t = send_and_time(2, link_model::uniform(2, 1.0, 0.1), {500'000, 500'000, 500'000});
-    REQUIRE(t.emulated[0] == Approx(41.0).margin(0.1));
-    REQUIRE(t.emulated[1] == Approx(81.0).margin(0.2));
-    REQUIRE(t.emulated[2] == Approx(121.0).margin(0.3));
-    CHECK(t.measured[2] >= 121.0);
-    CHECK(t.measured[2] < 121.0 * 1.3);
+    REQUIRE(arrives_at(t.emulated[0], 41.0));
+    REQUIRE(arrives_at(t.emulated[1], 81.0));
+    REQUIRE(arrives_at(t.emulated[2], 121.0));
+    CHECK(measured_near(t.measured[2], 121.0));
 }
 
 TEST_CASE("throttled: links to different peers run in parallel unless the NIC caps them", "[throttled]") {
@@ -104,8 +112,8 @@ TEST_CASE("throttled: links to different peers run in parallel unless the NIC ca
             }
         });
         INFO("NIC capped: " << capped);
-        REQUIRE(emulated[0] == Approx(41.0).margin(0.2));
-        REQUIRE(emulated[1] == Approx(capped ? 81.0 : 41.0).margin(0.3));
+        REQUIRE(arrives_at(emulated[0], 41.0));
+        REQUIRE(arrives_at(emulated[1], capped ? 81.0 : 41.0));
     }
 }
 
@@ -124,17 +132,16 @@ TEST_CASE("throttled: each direction of a link has its own bandwidth and latency
         s.wait();
         r.wait();
     });
-    REQUIRE(forward == Approx(30.0 + 8.0).margin(0.2));   // 100 kB at 100 Mbit/s: 8 ms
-    REQUIRE(backward == Approx(2.0 + 0.8).margin(0.2));   // at 1 Gbit/s: 0.8 ms
+    REQUIRE(arrives_at(forward, 30.0 + 8.0));   // 100 kB at 100 Mbit/s: 8 ms
+    REQUIRE(arrives_at(backward, 2.0 + 0.8));   // at 1 Gbit/s: 0.8 ms
 }
 
 TEST_CASE("throttled: the time scale stretches or shrinks every duration", "[throttled]") {
     auto model = link_model::uniform(2, 20.0, 0.1);
     model.with_time_scale(0.25);
     const auto t = send_and_time(2, model, {1'000'000});
-    REQUIRE(t.emulated[0] == Approx((20.0 + 80.0) * 0.25).margin(0.1));
-    CHECK(t.measured[0] >= 25.0);
-    CHECK(t.measured[0] < 25.0 * 1.5);
+    REQUIRE(arrives_at(t.emulated[0], (20.0 + 80.0) * 0.25));
+    CHECK(measured_near(t.measured[0], 25.0));
 }
 
 namespace {
@@ -153,10 +160,10 @@ TEST_CASE("throttled: links come from a topology and ranks from a placement", "[
     REQUIRE(model.bytes_per_second(2, 1) == Approx(1.12e9 / 8));
     // Rank 0 on device 0, rank 1 on device 3: the cross-region link.
     const auto t = send_and_time(2, model, {1'120'000}, 1, {0, 3});
-    REQUIRE(t.emulated[0] == Approx(11.0 + 8.0).margin(0.1));
+    REQUIRE(arrives_at(t.emulated[0], 11.0 + 8.0));
     // Same region: devices 0 and 1.
     const auto near = send_and_time(2, model, {1'120'000}, 1, {0, 1});
-    REQUIRE(near.emulated[0] == Approx(1.0 + 1.792).margin(0.1));
+    REQUIRE(arrives_at(near.emulated[0], 1.0 + 1.792));
 }
 
 TEST_CASE("throttled: a sub-group keeps each rank's device", "[throttled]") {
