@@ -184,8 +184,11 @@ def baselines(rows):
         if size is not None and row.get("bytes_per_second"):
             rates.setdefault(family, {})[size] = row["bytes_per_second"]
     found = []
-    if BASELINE_FAMILY in rates:
-        found.append((BASELINE_FAMILY, lambda family: True, rates[BASELINE_FAMILY]))
+    # memcpy measured in the same program, named memcpy/<n> or <area>/memcpy/<n>.
+    for family, by_size in rates.items():
+        if family == BASELINE_FAMILY or family.endswith("/" + BASELINE_FAMILY):
+            found.append((BASELINE_FAMILY, lambda family: True, by_size))
+            break
     for family, by_size in rates.items():
         parts = family.split("/")
         for k, part in enumerate(parts):

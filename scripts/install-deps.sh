@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
     g++ cmake ninja-build make git pkg-config
+    clang-14 libclang-rt-14-dev
     catch2 libbenchmark-dev
     libopenmpi-dev openmpi-bin
     libopenblas-dev nlohmann-json3-dev libcli11-dev libxxhash-dev

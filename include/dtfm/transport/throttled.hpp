@@ -149,8 +149,13 @@ public:
     const link_model& model() const { return wires_->model; }
     T& inner() { return *inner_; }
 
-    // When the message just sent would arrive, as emulated (for tests and benchmarks).
-    clock::time_point last_arrival() const { return last_arrival_; }
+    // The emulated schedule of the message just sent: when it started onto the link (after the
+    // messages ahead of it), when its last byte left, and when it arrives. For tests and benchmarks.
+    struct schedule {
+        clock::time_point start, departure, arrival;
+    };
+    const schedule& last_schedule() const { return last_; }
+    clock::time_point last_arrival() const { return last_.arrival; }
 
     request_type isend(int peer, message_tag tag, std::span<const std::byte> bytes) {
         if (peer < 0 || peer >= size()) {
@@ -169,19 +174,19 @@ public:
         const auto transfer = seconds(size / rate * m.time_scale());
         const auto nic_busy = seconds(size / m.nic_bytes_per_second(from) * m.time_scale());
         const auto latency = seconds(m.delay_seconds(from, to) * m.time_scale());
-        clock::time_point departure, arrival;
+        clock::time_point start, departure, arrival;
         {
             std::lock_guard lock(wires_->mutex);
             auto& link = wires_->link_free[static_cast<std::size_t>(from) * static_cast<std::size_t>(m.devices()) +
                                            static_cast<std::size_t>(to)];
             auto& nic = wires_->nic_free[static_cast<std::size_t>(from)];
-            const auto start = std::max({clock::now(), link, nic});
+            start = std::max({clock::now(), link, nic});
             link = start + transfer;
             nic = start + nic_busy;
             departure = link;
             arrival = departure + latency;
         }
-        last_arrival_ = arrival;
+        last_ = {start, departure, arrival};
         auto op = std::make_shared<dtfm::detail::deferred_op<T>>();
         op->transport = inner_;
         op->peer = peer;
@@ -229,7 +234,7 @@ private:
     std::shared_ptr<T> inner_;
     std::shared_ptr<wires> wires_;
     std::vector<int> device_of_;
-    clock::time_point last_arrival_{};
+    schedule last_{};
 };
 
 }  // namespace dtfm::transport

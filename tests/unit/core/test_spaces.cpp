@@ -15,7 +15,7 @@ struct space_with_wrong_tag {
 };
 }  // namespace
 
-TEST_CASE("host and cuda spaces are memory spaces; near misses are not", "[spaces]") {
+TEST_CASE("host and cuda spaces are memory spaces, near misses are not", "[spaces]") {
     STATIC_REQUIRE(dtfm::concepts::memory_space<dtfm::host_space>);
     STATIC_REQUIRE(dtfm::concepts::memory_space<dtfm::cuda_space>);
     STATIC_REQUIRE_FALSE(dtfm::concepts::memory_space<not_a_space>);

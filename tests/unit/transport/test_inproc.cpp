@@ -64,7 +64,7 @@ TEST_CASE("inproc: messages of every size arrive intact, whichever side comes fi
     }
 }
 
-TEST_CASE("inproc: same key arrives in send order; channels and ids never mix", "[inproc]") {
+TEST_CASE("inproc: same key arrives in send order, channels and ids never mix", "[inproc]") {
     run_inproc(2, [](inproc& t) {
         const message_tag dp{channel::data_parallel, 1};
         const message_tag pp{channel::pipeline, 1};
