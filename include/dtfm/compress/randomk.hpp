@@ -148,9 +148,19 @@ private:
     template <class F>
     void for_each_kept(std::size_t n, F f) const {
         const std::size_t k = k_for(n);
+        // Stratum ends floor((i+1)·n/k), stepped without a division per position: n = q·k + r, so
+        // each end is q past the last plus one whenever the running (i+1)·r mod k wraps.
+        const std::uint64_t q = k == 0 ? 0 : n / k;
+        const std::uint64_t r = k == 0 ? 0 : n % k;
         std::uint64_t begin = 0;
+        std::uint64_t wrap = 0;
         for (std::size_t i = 0; i < k; ++i) {
-            const std::uint64_t end = stratum_begin(i + 1, n, k);
+            wrap += r;
+            std::uint64_t end = begin + q;
+            if (wrap >= k) {
+                wrap -= k;
+                ++end;
+            }
             const std::uint64_t size = end - begin;
             f(i, static_cast<std::uint32_t>(begin + below(draw(key_, i), static_cast<std::uint32_t>(size))), size);
             begin = end;
