@@ -67,7 +67,7 @@ public:
     using value_type = float;
     using compressor_type = typename dtfm::detail::without_feedback<C>::type;
 
-    explicit compressed_allreduce(compressor_type prototype = {}, options o = {})
+    explicit compressed_allreduce(compressor_type prototype = compressor_type(), options o = {})
         : prototype_(std::move(prototype)), options_(o) {
         dtfm::detail::check_options(o, "compressed_allreduce");
     }

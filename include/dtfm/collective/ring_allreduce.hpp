@@ -13,6 +13,7 @@
 
 #include "dtfm/collective/operation.hpp"
 #include "dtfm/collective/options.hpp"
+#include "dtfm/compress/identity.hpp"
 #include "dtfm/concepts/collective.hpp"
 #include "dtfm/concepts/transport.hpp"
 
@@ -130,5 +131,11 @@ private:
     std::vector<T> scratch_[2];
     std::unique_ptr<dtfm::detail::background_worker> worker_ = std::make_unique<dtfm::detail::background_worker>();
 };
+
+// For strategy::data_parallel, which applies its collective to a compressor: the ring moves full
+// precision, so it takes only compress::identity.
+template <class C>
+    requires std::same_as<C, compress::identity>
+using ring = ring_allreduce<float, average>;
 
 }  // namespace dtfm::collective

@@ -1,0 +1,139 @@
+// strategy::data_parallel<Collective, Compressor, Sync>: replicas of one model on the ranks of a
+// transport, kept together by Collective<Compressor> according to Sync:
+//   every_step     — gradients averaged every step (DDP; CocktailSGD with a compressed collective);
+//   local_sgd<H>   — H local optimizer steps, then the parameters averaged (Stich 2019);
+//   diloco<H, Outer> — H local (inner) steps, then an outer step on the averaged pseudo-gradient
+//                    θ_start − θ_local, Nesterov momentum by default (Douillard et al. 2023).
+#pragma once
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dtfm/concepts/collective.hpp"
+#include "dtfm/concepts/optimizer.hpp"
+#include "dtfm/concepts/transport.hpp"
+#include "dtfm/error.hpp"
+#include "dtfm/optim/sgd.hpp"
+
+namespace dtfm::strategy {
+
+struct every_step {
+    template <class Collective, class T, class Optimizer>
+    bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        c.allreduce(t, grads).wait();
+        inner.step(params, std::span<const float>(grads));
+        return true;
+    }
+};
+
+namespace detail {
+
+// Local steps from an anchor; every H steps the ranks average Δ = anchor − θ (never θ itself, so a
+// lossy collective compresses a small difference, not the weights), then apply(anchor, Δ̄).
+template <int H>
+class periodic_sync {
+    static_assert(H >= 1, "sync every H ≥ 1 steps");
+
+public:
+    static constexpr int period = H;
+
+protected:
+    template <class Collective, class T, class Optimizer, class Apply>
+    bool local_then_sync(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner,
+                         Apply&& apply) {
+        if (anchor_.size() != params.size()) anchor_.assign(params.begin(), params.end());
+        inner.step(params, std::span<const float>(grads));
+        if (++since_sync_ < H) return false;
+        since_sync_ = 0;
+        delta_.resize(params.size());
+        for (std::size_t i = 0; i < params.size(); ++i) delta_[i] = anchor_[i] - params[i];
+        c.allreduce(t, std::span<float>(delta_)).wait();
+        std::copy(anchor_.begin(), anchor_.end(), params.begin());
+        apply(params, std::span<const float>(delta_));
+        std::copy(params.begin(), params.end(), anchor_.begin());
+        return true;
+    }
+
+private:
+    std::vector<float> anchor_, delta_;
+    int since_sync_ = 0;
+};
+
+}  // namespace detail
+
+template <int H>
+struct local_sgd : detail::periodic_sync<H> {
+    template <class Collective, class T, class Optimizer>
+    bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        return this->local_then_sync(c, t, params, grads, inner, [](std::span<float> p, std::span<const float> d) {
+            for (std::size_t i = 0; i < p.size(); ++i) p[i] -= d[i];  // θ = anchor − Δ̄: the averaged model
+        });
+    }
+};
+
+template <int H, concepts::optimizer Outer = optim::sgd>
+struct diloco : detail::periodic_sync<H> {
+    // DiLoCo's outer optimizer: SGD, lr 0.7, Nesterov momentum 0.9.
+    static Outer default_outer() {
+        if constexpr (std::same_as<Outer, optim::sgd>)
+            return optim::sgd(optim::sgd_options{.lr = 0.7f, .momentum = 0.9f, .nesterov = true});
+        else
+            return Outer{};
+    }
+
+    explicit diloco(Outer o = default_outer()) : outer(std::move(o)) {}
+
+    template <class Collective, class T, class Optimizer>
+    bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        return this->local_then_sync(c, t, params, grads, inner,
+                                     [this](std::span<float> p, std::span<const float> d) { outer.step(p, d); });
+    }
+
+    Outer outer;
+};
+
+// Collective<Compressor> must be a collective (ring<identity>, compressed_allreduce<C>,
+// gossip<C>…). step() is called once per training step on every rank, after the local backward
+// pass, and returns whether the ranks synchronised in it. Parameters must start equal on every rank.
+template <template <class...> class Collective, class Compressor, class Sync = every_step>
+class data_parallel {
+public:
+    using collective_type = Collective<Compressor>;
+    using sync_type = Sync;
+    static_assert(std::same_as<typename collective_type::collective_concept, collective_tag>,
+                  "data_parallel: Collective<Compressor> is not a collective");
+    static_assert(std::same_as<typename collective_type::value_type, float>, "data_parallel: float parameters");
+
+    explicit data_parallel(collective_type c = collective_type{}, Sync s = Sync{})
+        : collective_(std::move(c)), sync_(std::move(s)) {}
+
+    template <concepts::transport T, concepts::optimizer Optimizer>
+        requires concepts::collective<collective_type, T>
+    bool step(T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        if (params.size() != grads.size())
+            throw error("data_parallel::step: " + std::to_string(params.size()) + " parameters but " +
+                        std::to_string(grads.size()) + " gradients");
+        ++steps_;
+        const bool synced = sync_.step(collective_, t, params, grads, inner);
+        if (synced) ++syncs_;
+        return synced;
+    }
+
+    std::uint64_t steps() const noexcept { return steps_; }
+    std::uint64_t synchronisations() const noexcept { return syncs_; }
+    collective_type& collective() noexcept { return collective_; }
+    Sync& sync() noexcept { return sync_; }
+
+private:
+    collective_type collective_;
+    Sync sync_;
+    std::uint64_t steps_ = 0, syncs_ = 0;
+};
+
+}  // namespace dtfm::strategy
