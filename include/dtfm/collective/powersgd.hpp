@@ -41,7 +41,8 @@ struct matrix_shape {
 // running mean of the results converge to the running mean of the averages. The buffer size is
 // fixed by the first call (reset() forgets it with the errors and Q). The two all-reduces run on an
 // inner ring_allreduce with this collective's tag (ids tag and tag + 1). After a failed call (a
-// timeout) the errors are in an unknown state: reset() on every rank before going on.
+// timeout) the errors are in an unknown state: reset() on every rank before going on. With one rank
+// the buffer is left as it is, as every collective leaves it.
 template <int Rank>
     requires(Rank >= 1)
 class powersgd {
