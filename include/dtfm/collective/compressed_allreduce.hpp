@@ -48,13 +48,6 @@ void set_compression_context(compress::error_feedback<C>& c, std::uint64_t step,
 
 namespace dtfm::collective {
 
-// Bytes this collective put on the wire, and what the same values weigh uncompressed.
-struct traffic {
-    std::uint64_t payload_bytes = 0;
-    std::uint64_t value_bytes = 0;
-    double ratio() const { return payload_bytes == 0 ? 1.0 : static_cast<double>(value_bytes) / static_cast<double>(payload_bytes); }
-};
-
 // Every rank ends with the same values (the decoded server payloads), an estimate of the average;
 // the error each rank keeps makes the running mean of the estimates exact. The buffer size is
 // fixed by the first call (reset() forgets it with the errors). After a failed call (a timeout),

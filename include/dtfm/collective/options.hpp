@@ -1,5 +1,6 @@
 // collective::options: what every collective is configured with (its message ids, its timeout,
-// its pipelining slice), and the partition of a buffer into per-rank segments they share.
+// its pipelining slice), the traffic the compressing ones report, and the partition of a buffer
+// into per-rank segments they share.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,13 @@ struct options {
     // Large segments move in slices of this many bytes, so receiving one slice overlaps reducing
     // and forwarding the previous one.
     std::size_t slice_bytes = std::size_t{1} << 20;
+};
+
+// Bytes a compressing collective put on the wire, and what the same values weigh uncompressed.
+struct traffic {
+    std::uint64_t payload_bytes = 0;
+    std::uint64_t value_bytes = 0;
+    double ratio() const { return payload_bytes == 0 ? 1.0 : static_cast<double>(value_bytes) / static_cast<double>(payload_bytes); }
 };
 
 // A collective can take average or sum as its reduction; average needs floating point.
