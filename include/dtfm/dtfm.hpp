@@ -14,3 +14,26 @@
 #include "dtfm/concepts/transport.hpp"
 
 #include "dtfm/transport/inproc.hpp"
+#include "dtfm/transport/checked.hpp"
+#include "dtfm/transport/faulty.hpp"
+#include "dtfm/transport/throttled.hpp"
+
+#include "dtfm/compress/cast.hpp"
+#include "dtfm/compress/cocktail.hpp"
+#include "dtfm/compress/delta.hpp"
+#include "dtfm/compress/error_feedback.hpp"
+#include "dtfm/compress/identity.hpp"
+#include "dtfm/compress/quantize.hpp"
+#include "dtfm/compress/randomk.hpp"
+#include "dtfm/compress/sign.hpp"
+#include "dtfm/compress/topk.hpp"
+
+#include "dtfm/collective/buckets.hpp"
+#include "dtfm/collective/compressed_allreduce.hpp"
+#include "dtfm/collective/gossip.hpp"
+#include "dtfm/collective/hierarchical.hpp"
+#include "dtfm/collective/powersgd.hpp"
+#include "dtfm/collective/ring_allreduce.hpp"
+
+#include "dtfm/optim/sgd.hpp"
+#include "dtfm/strategy/data_parallel.hpp"

@@ -12,12 +12,14 @@
 #include "dtfm/transport/faulty.hpp"
 #include "dtfm/transport/mpi.hpp"
 #include "dtfm/transport/throttled.hpp"
+#include "../support/on_every_rank.hpp"
 #include "../support/transport_suite.hpp"
 
 using namespace dtfm::transport;
 using namespace std::chrono_literals;
 using dtfm::message_tag;
 using dtfm::test::bytes_of;
+using dtfm::test::on_every_rank;
 
 namespace {
 
@@ -45,24 +47,6 @@ struct stacked {
         return checked<faulty<throttled<mpi>>>(faulty<throttled<mpi>>(std::move(slow), fault_plan{}));
     }
 };
-
-// Runs a check on this rank and makes every rank agree on the outcome: a failure on any rank
-// fails the test case on all of them, with the failing rank's message.
-template <class F>
-void on_every_rank(F&& check) {
-    std::string failure;
-    try {
-        check();
-    } catch (const std::exception& e) {
-        failure = e.what();
-    }
-    int failed = failure.empty() ? 0 : 1;
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    INFO(failure);
-    REQUIRE(failed == 0);
-    REQUIRE(any == 0);
-}
 
 }  // namespace
 

@@ -77,7 +77,7 @@ public:
 
     // gamma is CHOCO's consensus step: 1 for exact differences (identity); below 1 (CHOCO uses
     // about the compressor's δ) when C drops or rounds part of x − x̂.
-    explicit gossip(compressor_type prototype = {}, float gamma = 1.0f, options o = {})
+    explicit gossip(compressor_type prototype = compressor_type(), float gamma = 1.0f, options o = {})
         : prototype_(std::move(prototype)), gamma_(gamma), options_(o) {
         dtfm::detail::check_options(o, "gossip");
         if (!(gamma > 0.0f && gamma <= 1.0f))
