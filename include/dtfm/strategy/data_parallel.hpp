@@ -3,7 +3,10 @@
 //   every_step     — gradients averaged every step (DDP; CocktailSGD with a compressed collective);
 //   local_sgd<H>   — H local optimizer steps, then the parameters averaged (Stich 2019);
 //   diloco<H, Outer> — H local (inner) steps, then an outer step on the averaged pseudo-gradient
-//                    θ_start − θ_local, Nesterov momentum by default (Douillard et al. 2023).
+//                    θ_start − θ_local, Nesterov momentum by default (Douillard et al. 2023);
+//   decentralized  — a local step, then the parameters mixed with the neighbours' (D-PSGD, Lian et
+//                    al. 2017; with gossip<C>, CHOCO-SGD's compressed form): replicas agree only
+//                    approximately, and no rank waits for more than its neighbours.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +31,15 @@ struct every_step {
     bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
         c.allreduce(t, grads).wait();
         inner.step(params, std::span<const float>(grads));
+        return true;
+    }
+};
+
+struct decentralized {
+    template <class Collective, class T, class Optimizer>
+    bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        inner.step(params, std::span<const float>(grads));
+        c.allreduce(t, params).wait();
         return true;
     }
 };
@@ -101,6 +113,9 @@ struct diloco : detail::periodic_sync<H> {
 // Collective<Compressor> must be a collective (ring<identity>, compressed_allreduce<C>,
 // gossip<C>…). step() is called once per training step on every rank, after the local backward
 // pass, and returns whether the ranks synchronised in it. Parameters must start equal on every rank.
+// The collective runs on its own thread, but step() waits for it: the caller overlaps compute with
+// communication by bucketing gradients itself (collective::buckets) or by sync policies that
+// communicate rarely.
 template <template <class...> class Collective, class Compressor, class Sync = every_step>
 class data_parallel {
 public:
