@@ -144,6 +144,28 @@ public:
 
     traffic sent() const noexcept { return traffic_; }
     std::uint64_t step() const noexcept { return step_; }
+
+    // The step and every error this rank carries, for checkpoints. Restoring needs the same rank
+    // count; the buffers are sized by the next call, which must have the saved size.
+    template <class Archive>
+    void serialize(Archive& a) {
+        std::uint64_t size = size_;
+        a.value("step", step_);
+        a.value("size", size);
+        std::uint64_t parts = workers_.size();
+        a.value("ranks", parts);
+        if (Archive::loading) {
+            workers_.assign(static_cast<std::size_t>(parts), compress::error_feedback<compressor_type>(prototype_));
+            size_ = 0;
+        }
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            auto w = a.nested("worker" + std::to_string(i));
+            workers_[i].serialize(w);
+        }
+        auto s = a.nested("server");
+        server_.serialize(s);
+        if (Archive::loading) restored_size_ = static_cast<std::size_t>(size);
+    }
     const options& settings() const noexcept { return options_; }
 
     // The error this rank carries for segment i as a worker, or (i = own rank) as its server.
@@ -158,14 +180,26 @@ private:
 
     void size_for(std::size_t n, int p, int rank) {
         if (size_ == n && !workers_.empty() && workers_.size() == static_cast<std::size_t>(p)) return;
+        if (restored_size_ != 0) {  // errors restored from a checkpoint: keep them, size the buffers
+            if (restored_size_ != n || workers_.size() != static_cast<std::size_t>(p))
+                throw error("compressed_allreduce: the checkpoint was taken with " + std::to_string(restored_size_) + " values on " +
+                            std::to_string(workers_.size()) + " ranks");
+            restored_size_ = 0;
+            size_buffers(n, p, rank);
+            return;
+        }
         if (size_ != 0 && size_ != n)
             throw error("compressed_allreduce: " + std::to_string(n) + " values, this instance carries errors for " +
                         std::to_string(size_) + " (call reset() to change the buffer size, or use one instance per bucket)");
-        const auto parts = static_cast<std::size_t>(p), me = static_cast<std::size_t>(rank);
-        size_ = n;
-        workers_.assign(parts, compress::error_feedback<compressor_type>(prototype_));
+        workers_.assign(static_cast<std::size_t>(p), compress::error_feedback<compressor_type>(prototype_));
         server_ = compress::error_feedback<compressor_type>(prototype_);
         server_.reset();
+        size_buffers(n, p, rank);
+    }
+
+    void size_buffers(std::size_t n, int p, int rank) {
+        const auto parts = static_cast<std::size_t>(p), me = static_cast<std::size_t>(rank);
+        size_ = n;
         decoder_ = prototype_;
         outgoing_.assign(parts, {});
         incoming_.assign(parts, {});
@@ -185,7 +219,7 @@ private:
 
     compressor_type prototype_;
     options options_;
-    std::size_t size_ = 0;
+    std::size_t size_ = 0, restored_size_ = 0;
     std::uint64_t step_ = 0;
     traffic traffic_;
     std::vector<compress::error_feedback<compressor_type>> workers_;

@@ -56,6 +56,11 @@ public:
         auto slices = [&](std::size_t size) { return (size + slice - 1) / slice; };
         auto piece = [&](std::span<T> base, std::size_t k) { return base.subspan(k * slice, std::min(slice, base.size() - k * slice)); };
         auto bytes = [](std::span<T> s) { return std::as_writable_bytes(s); };
+        // Full precision: every segment but r+1 in the reduce-scatter, every one but r+2 after it.
+        const std::uint64_t sent_bytes = (2 * n - dtfm::detail::segment_of(n, parts, (r + 1) % parts).size -
+                                          dtfm::detail::segment_of(n, parts, (r + 2) % parts).size) * sizeof(T);
+        traffic_.payload_bytes += sent_bytes;
+        traffic_.value_bytes += sent_bytes;
         using request = typename Tr::request_type;
         std::vector<request> sends;
         std::vector<request> recvs;
@@ -125,9 +130,11 @@ public:
     }
 
     const options& settings() const noexcept { return options_; }
+    traffic sent() const noexcept { return traffic_; }
 
 private:
     options options_;
+    traffic traffic_;
     std::vector<T> scratch_[2];
     std::unique_ptr<dtfm::detail::background_worker> worker_ = std::make_unique<dtfm::detail::background_worker>();
 };

@@ -75,6 +75,14 @@ public:
         sized_ = false;
     }
 
+    // The residual, for checkpoints (train::checkpoint_saver / checkpoint_loader).
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.values("residual", residual_);
+        sized_ = !residual_.empty();
+        corrected_.resize(residual_.size());
+    }
+
     // The wrapped compressor, for its own settings (a random-k step, a quantizer seed).
     C& inner() noexcept { return inner_; }
     const C& inner() const noexcept { return inner_; }

@@ -57,6 +57,12 @@ public:
     std::span<const float> velocity() const noexcept { return velocity_; }
     void reset() noexcept { velocity_.clear(); }
 
+    // The momentum, for checkpoints (train::checkpoint_saver / checkpoint_loader).
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.values("velocity", velocity_);
+    }
+
 private:
     sgd_options options_;
     std::vector<float> velocity_;

@@ -72,6 +72,13 @@ protected:
         return true;
     }
 
+public:
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.values("anchor", anchor_);
+        a.value("since_sync", since_sync_);
+    }
+
 private:
     std::vector<float> anchor_, delta_;
     int since_sync_ = 0;
@@ -100,6 +107,15 @@ struct diloco : detail::periodic_sync<H> {
     }
 
     explicit diloco(Outer o = default_outer()) : outer(std::move(o)) {}
+
+    template <class Archive>
+    void serialize(Archive& a) {
+        detail::periodic_sync<H>::serialize(a);
+        if constexpr (requires { outer.serialize(a); }) {
+            auto o = a.nested("outer");
+            outer.serialize(o);
+        }
+    }
 
     template <class Collective, class T, class Optimizer>
     bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
@@ -142,6 +158,21 @@ public:
 
     std::uint64_t steps() const noexcept { return steps_; }
     std::uint64_t synchronisations() const noexcept { return syncs_; }
+
+    // Counters, the sync policy's state and the collective's, for checkpoints.
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.value("steps", steps_);
+        a.value("syncs", syncs_);
+        if constexpr (requires { sync_.serialize(a); }) {
+            auto s = a.nested("sync");
+            sync_.serialize(s);
+        }
+        if constexpr (requires { collective_.serialize(a); }) {
+            auto c = a.nested("collective");
+            collective_.serialize(c);
+        }
+    }
     collective_type& collective() noexcept { return collective_; }
     Sync& sync() noexcept { return sync_; }
 

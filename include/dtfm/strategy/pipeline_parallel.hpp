@@ -137,6 +137,14 @@ public:
 
     pipeline_traffic sent() const noexcept { return traffic_; }
     std::uint64_t iterations() const noexcept { return iterations_; }
+
+    // The iteration count (it decides the warm-up), for checkpoints. AC-SGD's activation caches
+    // are not saved: after a restore both sides of a boundary start empty, so the first visit of
+    // each sample is sent in full again (correct, and not bit-identical to a run that went on).
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.value("iterations", iterations_);
+    }
     const pipeline_options& settings() const noexcept { return options_; }
 
 private:
