@@ -17,6 +17,7 @@
 #include "dtfm/compress/randomk.hpp"
 #include "dtfm/compress/sign.hpp"
 #include "dtfm/compress/topk.hpp"
+#include "dtfm/train/checkpoint.hpp"
 #include "dtfm/transport/checked.hpp"
 
 namespace {
@@ -106,5 +107,15 @@ int main(int argc, char** argv) {
                         {"name": "b", "region": "r1", "gpu": "V100", "peak_tflops": 125, "memory_gib": 32}],
             "delay_ms": [[0, 10.5], [10.5, 0]], "bandwidth_gbps": [[0, 1.25], [1.25, 0]]})";
     write(root / "dtfm_fuzz_topology", "seed_two_devices", std::as_bytes(std::span(topology)));
+
+    dtfm::train::checkpoint ckpt;
+    const std::vector<float> params{0.5f, -1.0f, 2.0f};
+    const std::vector<std::uint64_t> step{12};
+    ckpt.put<float>("parameters", params);
+    ckpt.put<std::uint64_t>("step", step);
+    write(root / "dtfm_fuzz_checkpoint", "seed_two_entries", ckpt.encode());
+
+    const std::string plan = R"({"pipelines": [[0, 2], [1, 3]], "cost": {"dp": 1.0, "pp": 0.5, "total": 2.0}})";
+    write(root / "dtfm_fuzz_plan_file", "seed_two_pipelines", std::as_bytes(std::span(plan)));
     return 0;
 }
