@@ -23,7 +23,7 @@
 #include "dtfm/strategy/hybrid.hpp"
 #include "dtfm/train/trainer.hpp"
 #include "dtfm/transport/inproc.hpp"
-#include "../../support/toy_stage.hpp"
+#include "../../support/toy_training.hpp"
 
 using namespace dtfm;
 using dtfm::test::toy_config;
@@ -34,48 +34,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using pp_type = strategy::pipeline_parallel<schedule::one_f_one_b>;
-using exact_dp = strategy::data_parallel<collective::ring, compress::identity>;
-using cocktail_dp = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>>;
+using dtfm::test::cocktail_dp;
+using dtfm::test::exact_dp;
 
-struct outcome {
-    std::vector<std::vector<float>> params;  // per world rank
-    train::run_summary summary;              // the reporter's
-};
-
-train::trainer_options base_options(std::uint64_t steps) {
-    train::trainer_options o;
-    o.steps = steps;
-    o.microbatches = 2;
-    o.micro_batch = 2;
-    o.context = toy_config{}.context;
-    o.train_samples = 64;
-    o.eval_every = 4;
-    o.eval_microbatches = 1;
-    o.display = train::progress::mode::off;
-    o.timeout = 20s;
-    return o;
-}
+train::trainer_options base_options(std::uint64_t steps) { return dtfm::test::toy_options(steps); }
 
 template <class DP>
-outcome run(train::trainer_options o) {
-    const toy_config c;
-    const data::markov_source corpus(c.vocab, 1, 3, 8);
-    const auto placement = strategy::mesh_placement::default_order(2, 2);
-    outcome out;
-    out.params.resize(4);
-    std::mutex m;
-    run_inproc(4, [&](inproc& world) {
-        train::trainer<strategy::hybrid<pp_type, DP>> tr(
-            strategy::hybrid<pp_type, DP>(placement, pp_type(strategy::pipeline_options{.tag = 0, .timeout = 20s}), DP()), o);
-        toy_stage stage(c, placement.stage_of(world.rank()), 2, o.micro_batch, o.microbatches);
-        optim::sgd opt(optim::sgd_options{.lr = 0.2f, .momentum = 0.9f});
-        auto summary = tr.run(world, stage, opt, corpus);
-        std::lock_guard lock(m);
-        out.params[static_cast<std::size_t>(world.rank())].assign(stage.parameters().begin(), stage.parameters().end());
-        if (summary.reporter) out.summary = summary;
-    });
-    return out;
+dtfm::test::toy_outcome run(train::trainer_options o) {
+    return dtfm::test::train_toy<DP>(std::move(o));
 }
 
 std::filesystem::path fresh_dir(const std::string& name) {
