@@ -17,6 +17,7 @@
 #include "dtfm/compress/randomk.hpp"
 #include "dtfm/compress/sign.hpp"
 #include "dtfm/compress/topk.hpp"
+#include "dtfm/strategy/pipeline_parallel.hpp"
 #include "dtfm/train/checkpoint.hpp"
 #include "dtfm/transport/checked.hpp"
 
@@ -114,6 +115,21 @@ int main(int argc, char** argv) {
     ckpt.put<float>("parameters", params);
     ckpt.put<std::uint64_t>("step", step);
     write(root / "dtfm_fuzz_checkpoint", "seed_two_entries", ckpt.encode());
+
+    {
+        // Three sequences of 16 activations, as stage 0 sends them (8-bit and 4-bit delta).
+        std::vector<float> activations(48);
+        for (std::size_t i = 0; i < activations.size(); ++i) activations[i] = 0.1f * static_cast<float>(i) - 2.0f;
+        dtfm::compress::quantize<8> q;
+        std::vector<std::byte> message(3 * q.max_payload_bytes(16));
+        const auto bytes = dtfm::detail::pipeline_frame(q, activations, 3, {}, message);
+        write(root / "dtfm_fuzz_pipeline_frame", "seed_quantize8", std::span(message).first(bytes));
+        dtfm::compress::delta<dtfm::compress::quantize<4>> d(1 << 16);
+        const std::vector<std::uint64_t> ids{1, 2, 3};
+        std::vector<std::byte> full(3 * d.max_payload_bytes(16));
+        const auto full_bytes = dtfm::detail::pipeline_frame(d, activations, 3, ids, full);
+        write(root / "dtfm_fuzz_pipeline_frame", "seed_delta_first_visit", std::span(full).first(full_bytes));
+    }
 
     const std::string plan = R"({"pipelines": [[0, 2], [1, 3]], "cost": {"dp": 1.0, "pp": 0.5, "total": 2.0}})";
     write(root / "dtfm_fuzz_plan_file", "seed_two_pipelines", std::as_bytes(std::span(plan)));

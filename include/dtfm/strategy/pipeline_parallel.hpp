@@ -44,6 +44,57 @@ concept pipeline_stage = stage<S> && std::same_as<typename S::input_type, float>
 
 }  // namespace dtfm::concepts
 
+namespace dtfm::detail {
+
+// A micro-batch's message: one payload per sequence (the delta compressor keys each on its
+// sample id), back to back; each payload's header says its length. pipeline_unframe reads bytes
+// from a peer: a message that is short, long, or whose payloads lie raises wire_error.
+template <class C>
+std::size_t pipeline_frame_capacity(const C& c, std::size_t values, std::size_t sequences) {
+    if (sequences == 0 || values % sequences != 0)
+        throw config_error("pipeline_parallel: " + std::to_string(values) + " values do not split into " +
+                           std::to_string(sequences) + " sequences");
+    return sequences * c.max_payload_bytes(values / sequences);
+}
+
+template <class C>
+std::size_t pipeline_frame(C& c, std::span<const float> values, std::size_t sequences, std::span<const std::uint64_t> ids,
+                           std::span<std::byte> out) {
+    const std::size_t per = values.size() / sequences;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < sequences; ++i) {
+        if constexpr (requires { c.set_sample(std::uint64_t{}); })
+            if (!ids.empty()) c.set_sample(ids[i]);
+        at += c.encode(values.subspan(i * per, per), out.subspan(at));
+    }
+    return at;
+}
+
+template <class C>
+void pipeline_unframe(C& c, std::span<const std::byte> message, std::span<float> values, std::span<const std::uint64_t> ids,
+                      std::size_t sequences = 1) {
+    if (!ids.empty()) sequences = ids.size();
+    if (sequences == 0) throw config_error("pipeline_parallel: a message must hold at least one sequence");
+    const std::size_t per = values.size() / sequences;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < sequences; ++i) {
+        const std::span<const std::byte> rest = message.subspan(at);
+        if (rest.size() < compress::payload_header::size)
+            throw wire_error(wire_error::reason::truncated, "pipeline: a micro-batch message ends inside a payload header");
+        const std::uint64_t body = wire::load_le<std::uint64_t>(rest.data() + 24);
+        if (body > rest.size() - compress::payload_header::size)
+            throw wire_error(wire_error::reason::truncated, "pipeline: a payload runs past the end of its message");
+        const std::size_t bytes = compress::payload_header::size + static_cast<std::size_t>(body);
+        if constexpr (requires { c.set_sample(std::uint64_t{}); })
+            if (!ids.empty()) c.set_sample(ids[i]);
+        c.decode(rest.first(bytes), values.subspan(i * per, per));
+        at += bytes;
+    }
+    if (at != message.size()) throw wire_error(wire_error::reason::bad_length, "pipeline: bytes left after the last payload");
+}
+
+}  // namespace dtfm::detail
+
 namespace dtfm::strategy {
 
 // One micro-batch as the data gives it: its samples' stable ids (the delta compressor's keys),
@@ -117,17 +168,17 @@ public:
             in_.resize(stage.input_size());
             out_.resize(stage.output_size());
             if (!stage.first()) {
-                buffer.resize(frame_capacity(plain, in_.size(), 1));
+                buffer.resize(dtfm::detail::pipeline_frame_capacity(plain, in_.size(), 1));
                 request r = t.irecv(me - 1, tag(m, 2), buffer);
                 const std::size_t got = transport::wait_within(r, options_.timeout, "pipeline: evaluation activation");
-                unframe(plain, std::span<const std::byte>(buffer).first(got), std::span<float>(in_), {}, 1);
+                dtfm::detail::pipeline_unframe(plain, std::span<const std::byte>(buffer).first(got), std::span<float>(in_), {}, 1);
             }
             stage.forward(m, in_, out_);
             if (stage.last()) {
                 loss += static_cast<double>(out_[0]);
             } else {
-                buffer.resize(frame_capacity(plain, out_.size(), 1));
-                const std::size_t bytes = frame(plain, out_, 1, {}, buffer);
+                buffer.resize(dtfm::detail::pipeline_frame_capacity(plain, out_.size(), 1));
+                const std::size_t bytes = dtfm::detail::pipeline_frame(plain, out_, 1, {}, buffer);
                 request s = t.isend(me + 1, tag(m, 2), std::span<const std::byte>(buffer).first(bytes));
                 transport::wait_within(s, options_.timeout, "pipeline: evaluation send");
             }
@@ -163,51 +214,6 @@ private:
         return message_tag{channel::pipeline, options_.tag + 4u * static_cast<std::uint32_t>(m) + kind};
     }
 
-    // A micro-batch's message: one payload per sequence (the delta compressor keys each on its
-    // sample id), back to back; each payload's header says its length.
-    template <class C>
-    static std::size_t frame_capacity(const C& c, std::size_t values, std::size_t sequences) {
-        if (sequences == 0 || values % sequences != 0)
-            throw config_error("pipeline_parallel: " + std::to_string(values) + " values do not split into " +
-                               std::to_string(sequences) + " sequences");
-        return sequences * c.max_payload_bytes(values / sequences);
-    }
-
-    template <class C>
-    static std::size_t frame(C& c, std::span<const float> values, std::size_t sequences, std::span<const std::uint64_t> ids,
-                             std::span<std::byte> out) {
-        const std::size_t per = values.size() / sequences;
-        std::size_t at = 0;
-        for (std::size_t i = 0; i < sequences; ++i) {
-            if constexpr (requires { c.set_sample(std::uint64_t{}); })
-                if (!ids.empty()) c.set_sample(ids[i]);
-            at += c.encode(values.subspan(i * per, per), out.subspan(at));
-        }
-        return at;
-    }
-
-    template <class C>
-    static void unframe(C& c, std::span<const std::byte> message, std::span<float> values, std::span<const std::uint64_t> ids,
-                        std::size_t sequences = 1) {
-        if (!ids.empty()) sequences = ids.size();
-        const std::size_t per = values.size() / sequences;
-        std::size_t at = 0;
-        for (std::size_t i = 0; i < sequences; ++i) {
-            const std::span<const std::byte> rest = message.subspan(at);
-            if (rest.size() < compress::payload_header::size)
-                throw wire_error(wire_error::reason::truncated, "pipeline: a micro-batch message ends inside a payload header");
-            const std::uint64_t body = wire::load_le<std::uint64_t>(rest.data() + 24);
-            if (body > rest.size() - compress::payload_header::size)
-                throw wire_error(wire_error::reason::truncated, "pipeline: a payload runs past the end of its message");
-            const std::size_t bytes = compress::payload_header::size + static_cast<std::size_t>(body);
-            if constexpr (requires { c.set_sample(std::uint64_t{}); })
-                if (!ids.empty()) c.set_sample(ids[i]);
-            c.decode(rest.first(bytes), values.subspan(i * per, per));
-            at += bytes;
-        }
-        if (at != message.size()) throw wire_error(wire_error::reason::bad_length, "pipeline: bytes left after the last payload");
-    }
-
     template <bool Warm, class T, class S, class Source>
     double iterate(T& t, S& stage, int microbatches, Source& source) {
         using request = typename T::request_type;
@@ -226,7 +232,7 @@ private:
         // Every receive of the iteration is posted up front, into its own buffer, so a sender's
         // bytes never wait for this stage to reach the op that reads them.
         // Activations travel one payload per sequence, gradients one payload per micro-batch.
-        auto sized = [](auto& c, std::size_t values, std::size_t parts) { return values == 0 ? 0 : frame_capacity(c, values, parts); };
+        auto sized = [](auto& c, std::size_t values, std::size_t parts) { return values == 0 ? 0 : dtfm::detail::pipeline_frame_capacity(c, values, parts); };
         const bool has_prev = !stage.first(), has_next = !stage.last();
         const std::size_t fwd_in_cap = !has_prev ? 0 : Warm ? sized(plain, in_size, sequences) : sized(fwd_recv_, in_size, sequences);
         const std::size_t fwd_out_cap = !has_next ? 0 : Warm ? sized(plain, out_size, sequences) : sized(fwd_send_, out_size, sequences);
@@ -261,16 +267,16 @@ private:
                 if (!stage.first()) {
                     const std::size_t got = transport::wait_within(fwd_recvs[m], options_.timeout, "pipeline: activation receive");
                     const auto message = std::span<const std::byte>(fwd_in_[m]).first(got);
-                    if constexpr (Warm) unframe(plain, message, std::span<float>(in_), {}, sequences);
-                    else unframe(fwd_recv_, message, std::span<float>(in_), mb.sample_ids);
+                    if constexpr (Warm) dtfm::detail::pipeline_unframe(plain, message, std::span<float>(in_), {}, sequences);
+                    else dtfm::detail::pipeline_unframe(fwd_recv_, message, std::span<float>(in_), mb.sample_ids);
                 }
                 stage.forward(op.microbatch, std::span<const float>(in_), std::span<float>(out_));
                 if (stage.last()) {
                     loss += static_cast<double>(out_[0]);
                 } else {
                     fwd_out_[m].resize(fwd_out_cap);
-                    const std::size_t bytes = Warm ? frame(plain, out_, sequences, {}, fwd_out_[m])
-                                                   : frame(fwd_send_, out_, sequences, mb.sample_ids, fwd_out_[m]);
+                    const std::size_t bytes = Warm ? dtfm::detail::pipeline_frame(plain, out_, sequences, {}, fwd_out_[m])
+                                                   : dtfm::detail::pipeline_frame(fwd_send_, out_, sequences, mb.sample_ids, fwd_out_[m]);
                     traffic_.forward_payload_bytes += bytes;
                     traffic_.forward_value_bytes += out_size * sizeof(float);
                     sends.push_back(t.isend(me + 1, tag(op.microbatch, 0), std::span<const std::byte>(fwd_out_[m]).first(bytes)));
@@ -281,13 +287,13 @@ private:
                 } else {
                     const std::size_t got = transport::wait_within(bwd_recvs[m], options_.timeout, "pipeline: gradient receive");
                     const auto message = std::span<const std::byte>(bwd_in_[m]).first(got);
-                    if constexpr (Warm) unframe(plain, message, std::span<float>(grad_out_), {}, 1);
-                    else unframe(bwd_recv_, message, std::span<float>(grad_out_), {}, 1);
+                    if constexpr (Warm) dtfm::detail::pipeline_unframe(plain, message, std::span<float>(grad_out_), {}, 1);
+                    else dtfm::detail::pipeline_unframe(bwd_recv_, message, std::span<float>(grad_out_), {}, 1);
                 }
                 stage.backward(op.microbatch, std::span<const float>(grad_out_), std::span<float>(grad_in_));
                 if (!stage.first()) {
                     bwd_out_[m].resize(bwd_out_cap);
-                    const std::size_t bytes = Warm ? frame(plain, grad_in_, 1, {}, bwd_out_[m]) : frame(bwd_send_, grad_in_, 1, {}, bwd_out_[m]);
+                    const std::size_t bytes = Warm ? dtfm::detail::pipeline_frame(plain, grad_in_, 1, {}, bwd_out_[m]) : dtfm::detail::pipeline_frame(bwd_send_, grad_in_, 1, {}, bwd_out_[m]);
                     traffic_.backward_payload_bytes += bytes;
                     traffic_.backward_value_bytes += in_size * sizeof(float);
                     sends.push_back(t.isend(me - 1, tag(op.microbatch, 1), std::span<const std::byte>(bwd_out_[m]).first(bytes)));
