@@ -1,6 +1,7 @@
 # Optional components of dtfm, auto-detected: dtfm::mpi (Open MPI or any MPI-3 implementation),
-# dtfm::cuda (CUDA runtime + CCCL) and dtfm::json (nlohmann-json, for the topology and plan
-# files of dtfm/plan/). Each says at configure time what was found.
+# dtfm::cuda (CUDA runtime + CCCL), dtfm::json (nlohmann-json, for the topology and plan
+# files of dtfm/plan/) and dtfm::blas (a CBLAS, OpenBLAS preferred, for the host GPT of dtfm/nn/).
+# Each says at configure time what was found.
 
 function(_dtfm_want out setting)
     string(TOUPPER "${setting}" s)
@@ -98,11 +99,53 @@ macro(dtfm_add_json_component)
     endif()
 endmacro()
 
+# dtfm::blas: the host GEMMs of dtfm/nn/ go through cblas_sgemm. FindBLAS gives the library but
+# not the folder of cblas.h (Debian keeps it in a multiarch folder), so that is found on its own.
+# OpenBLAS is preferred (dtfm/nn/ sets its thread count); any other CBLAS is taken if it is all
+# there is. The installed package records neither path: dtfmConfig.cmake finds both again.
+macro(dtfm_add_blas_component)
+    set(DTFM_BLAS_FOUND OFF)
+    set(DTFM_BLAS_STATUS "disabled by DTFM_WITH_BLAS=OFF")
+    set(DTFM_BLAS_VENDOR "")
+    _dtfm_want(_dtfm_want_blas "${DTFM_WITH_BLAS}")
+    if(_dtfm_want_blas)
+        foreach(_dtfm_vendor OpenBLAS All)
+            if(NOT BLAS_FOUND)
+                set(BLA_VENDOR ${_dtfm_vendor})
+                find_package(BLAS QUIET)
+                if(BLAS_FOUND)
+                    set(DTFM_BLAS_VENDOR ${_dtfm_vendor})
+                endif()
+            endif()
+        endforeach()
+        unset(BLA_VENDOR)
+        find_path(DTFM_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu aarch64-linux-gnu
+            DOC "Folder of cblas.h, for dtfm::blas")
+        if(BLAS_FOUND AND DTFM_CBLAS_INCLUDE_DIR)
+            set(DTFM_BLAS_FOUND ON)
+            set(DTFM_BLAS_STATUS "found BLAS (vendor ${DTFM_BLAS_VENDOR}: ${BLAS_LIBRARIES}), cblas.h in ${DTFM_CBLAS_INCLUDE_DIR}")
+            add_library(dtfm_blas INTERFACE)
+            add_library(dtfm::blas ALIAS dtfm_blas)
+            set_target_properties(dtfm_blas PROPERTIES EXPORT_NAME blas)
+            target_link_libraries(dtfm_blas INTERFACE dtfm BLAS::BLAS)
+            target_include_directories(dtfm_blas SYSTEM INTERFACE "$<BUILD_INTERFACE:${DTFM_CBLAS_INCLUDE_DIR}>")
+            target_compile_definitions(dtfm_blas INTERFACE DTFM_HAS_BLAS=1)
+        else()
+            string(TOUPPER "${DTFM_WITH_BLAS}" _dtfm_blas_setting)
+            set(DTFM_BLAS_STATUS "not found: dtfm::blas (the host GPT of dtfm/nn/) and its tests are disabled (apt-get install libopenblas-dev)")
+            if(_dtfm_blas_setting MATCHES "^(ON|YES|TRUE|1)$")
+                message(FATAL_ERROR "DTFM_WITH_BLAS=ON but no BLAS with cblas.h was found (apt-get install libopenblas-dev)")
+            endif()
+        endif()
+    endif()
+endmacro()
+
 function(dtfm_print_summary)
     message(STATUS "dtfm ${PROJECT_VERSION}")
     message(STATUS "  dtfm::dtfm  header-only core (C++20, standard library only)")
     message(STATUS "  dtfm::mpi   ${DTFM_MPI_STATUS}")
     message(STATUS "  dtfm::cuda  ${DTFM_CUDA_STATUS}")
     message(STATUS "  dtfm::json  ${DTFM_JSON_STATUS}")
+    message(STATUS "  dtfm::blas  ${DTFM_BLAS_STATUS}")
     message(STATUS "  tests ${DTFM_BUILD_TESTS}, benchmarks ${DTFM_BUILD_BENCHMARKS}, examples ${DTFM_BUILD_EXAMPLES}, install ${DTFM_INSTALL}")
 endfunction()

@@ -35,5 +35,8 @@
 #include "dtfm/collective/powersgd.hpp"
 #include "dtfm/collective/ring_allreduce.hpp"
 
+#include "dtfm/optim/adamw.hpp"
+#include "dtfm/optim/clip.hpp"
+#include "dtfm/optim/schedule.hpp"
 #include "dtfm/optim/sgd.hpp"
 #include "dtfm/strategy/data_parallel.hpp"

@@ -25,13 +25,14 @@ endif()
 # Header-only: one (release) configuration is all there is to install.
 set(VCPKG_BUILD_TYPE release)
 
-# The project's DTFM_WITH_MPI / DTFM_WITH_CUDA take AUTO, ON or OFF. A requested feature gives ON
+# The project's DTFM_WITH_MPI / DTFM_WITH_CUDA / DTFM_WITH_BLAS take AUTO, ON or OFF. A requested feature gives ON
 # (configure fails if the dependency is missing); an absent one gives OFF, never AUTO, so the
-# package does not depend on whatever MPI or CUDA happens to be on the build machine.
+# package does not depend on whatever MPI, CUDA or BLAS happens to be on the build machine.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         mpi     DTFM_WITH_MPI
         cuda    DTFM_WITH_CUDA
+        blas    DTFM_WITH_BLAS
 )
 
 vcpkg_cmake_configure(

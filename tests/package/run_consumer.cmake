@@ -1,6 +1,6 @@
 # Configures, builds and runs the consumer project in a fresh folder; fails on any step.
 # cmake -DMODE=find_package|add_subdirectory|fetchcontent -DWORK=dir -DCONSUMER_SOURCE=dir
-#       -DDTFM_SOURCE=dir [-DPREFIX=dir] [-DWITH_MPI=ON -DMPIEXEC=mpiexec] [-DWITH_JSON=ON]
+#       -DDTFM_SOURCE=dir [-DPREFIX=dir] [-DWITH_MPI=ON -DMPIEXEC=mpiexec] [-DWITH_JSON=ON] [-DWITH_BLAS=ON]
 #       -DGENERATOR=… -P run_consumer.cmake
 
 function(run)
@@ -24,6 +24,9 @@ if(WITH_MPI)
 endif()
 if(WITH_JSON)
     list(APPEND args -DDTFM_CONSUMER_JSON=ON)
+endif()
+if(WITH_BLAS)
+    list(APPEND args -DDTFM_CONSUMER_BLAS=ON)
 endif()
 run("${CMAKE_COMMAND}" ${args})
 run("${CMAKE_COMMAND}" --build "${WORK}")

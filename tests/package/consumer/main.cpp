@@ -1,6 +1,7 @@
 // A consumer of the dtfm package: two in-process ranks exchange a message through
 // transport::inproc; built with dtfm::mpi, the MPI ranks also agree on their world through
-// dtfm's MPI environment. Prints "consumer ok" on success.
+// dtfm's MPI environment; built with dtfm::blas, a 2×2 product goes through nn::gemm. Prints
+// "consumer ok" on success.
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -12,6 +13,9 @@
 #endif
 #if DTFM_CONSUMER_JSON
 #include <dtfm/plan/topology.hpp>
+#endif
+#if DTFM_CONSUMER_BLAS
+#include <dtfm/nn/gemm.hpp>
 #endif
 
 static_assert(dtfm::concepts::transport<dtfm::transport::inproc>);
@@ -36,6 +40,15 @@ int main(int argc, char** argv) {
     const auto topo = dtfm::plan::parse_topology(R"({"delay_ms": [[0, 5], [5, 0]], "bandwidth_gbps": [[0, 1], [1, 0]]})");
     if (topo.size() != 2 || topo.delay_ms(0, 1) != 5.0) {
         std::puts("consumer FAILED: topology");
+        return 1;
+    }
+#endif
+#if DTFM_CONSUMER_BLAS
+    const float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    float c[4] = {};
+    dtfm::nn::gemm(dtfm::nn::transpose::no, dtfm::nn::transpose::no, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    if (c[0] != 19 || c[1] != 22 || c[2] != 43 || c[3] != 50) {
+        std::puts("consumer FAILED: gemm");
         return 1;
     }
 #endif

@@ -1,0 +1,59 @@
+// nn::embedding: GPT-2's input, a learned token embedding plus a learned position embedding,
+// out[b, t] = wte[token[b, t]] + wpe[t]; backward scatters dout into both tables.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dtfm/nn/detail/shape.hpp"
+
+namespace dtfm::nn {
+
+struct embedding_shape {
+    std::size_t batch = 1;    // sequences
+    std::size_t seq = 1;      // tokens per sequence; wpe holds at least this many rows
+    std::size_t vocab = 1;    // rows of wte
+    std::size_t d_model = 1;  // C
+};
+
+// tokens: batch·seq ids in [0, vocab); wte [vocab × C]; wpe [seq × C]; out [batch·seq × C].
+inline void embedding_forward(std::span<const std::int32_t> tokens, std::span<const float> wte, std::span<const float> wpe,
+                              std::span<float> out, const embedding_shape& s) {
+    const std::size_t C = s.d_model;
+    detail::expect_size(tokens.size(), s.batch * s.seq, "embedding_forward", "tokens");
+    detail::expect_size(wte.size(), s.vocab * C, "embedding_forward", "wte");
+    detail::expect_size(wpe.size(), s.seq * C, "embedding_forward", "wpe");
+    detail::expect_size(out.size(), s.batch * s.seq * C, "embedding_forward", "out");
+    for (std::size_t b = 0; b < s.batch; ++b)
+        for (std::size_t t = 0; t < s.seq; ++t) {
+            const std::size_t r = b * s.seq + t;
+            const float* e = wte.data() + detail::token_row(tokens[r], s.vocab, "embedding_forward") * C;
+            const float* p = wpe.data() + t * C;
+            float* o = out.data() + r * C;
+            for (std::size_t i = 0; i < C; ++i) o[i] = e[i] + p[i];
+        }
+}
+
+// dwte and dwpe accumulate.
+inline void embedding_backward(std::span<const std::int32_t> tokens, std::span<const float> dout, std::span<float> dwte,
+                               std::span<float> dwpe, const embedding_shape& s) {
+    const std::size_t C = s.d_model;
+    detail::expect_size(tokens.size(), s.batch * s.seq, "embedding_backward", "tokens");
+    detail::expect_size(dout.size(), s.batch * s.seq * C, "embedding_backward", "dout");
+    detail::expect_size(dwte.size(), s.vocab * C, "embedding_backward", "dwte");
+    detail::expect_size(dwpe.size(), s.seq * C, "embedding_backward", "dwpe");
+    for (std::size_t b = 0; b < s.batch; ++b)
+        for (std::size_t t = 0; t < s.seq; ++t) {
+            const std::size_t r = b * s.seq + t;
+            float* e = dwte.data() + detail::token_row(tokens[r], s.vocab, "embedding_backward") * C;
+            float* p = dwpe.data() + t * C;
+            const float* d = dout.data() + r * C;
+            for (std::size_t i = 0; i < C; ++i) {
+                e[i] += d[i];
+                p[i] += d[i];
+            }
+        }
+}
+
+}  // namespace dtfm::nn
