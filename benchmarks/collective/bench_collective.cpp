@@ -10,6 +10,7 @@
 // the rank's input, meets the others at a barrier (untimed), then times one all-reduce
 // (manual time): an all-reduce overwrites its buffer, and a compressed one with mostly zeros.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <mpi.h>
 
 #include <array>
@@ -216,6 +217,12 @@ BENCHMARK_CAPTURE(bm_collective, throttled_cocktail_mild, kind::throttled_cockta
     ->Apply(slow_sizes);
 
 int main(int argc, char** argv) {
+    // MPI_Allreduce allocates a temporary buffer of the message's size on every call; glibc
+    // serves that from fresh mmap'd pages above 32 MiB, and page faults are slow on these VMs
+    // (a 256 MiB MPI_Allreduce took 3-7 s instead of 0.2 s). Keeping freed memory in the heap
+    // measures the baseline at its best.
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     transport::mpi_environment env(argc, argv);
     int rank = 0, size = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
