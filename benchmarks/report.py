@@ -11,8 +11,14 @@ is kept. Conventions the benchmarks follow:
   - a program that also measures memcpy/<bytes> gets a "÷ memcpy" column, every row's
     bytes/s divided by memcpy's at the same size in the same run; likewise a family with a
     "raw_<x>" segment (transport/raw_mpi/p2p) is the baseline of the families that differ
-    from it only there ("÷ raw_mpi"). The machines are shared, so only such same-run ratios
-    are claims; the absolute numbers are context.
+    from it only there ("÷ raw_mpi"), and the collectives have named baselines
+    (NAMED_BASELINES: "÷ mpi_allreduce" for the unthrottled all-reduces, "÷ throttled_ring"
+    for the throttled ones, the latter also divided by the row's compression `ratio`, so 1.0
+    means the whole compression became speed-up). The machines are shared, so only such
+    same-run ratios are claims; the absolute numbers are context;
+  - a program run under mpiexec at several rank counts says so in its context ("mpi_ranks",
+    added with benchmark::AddCustomContext): each count gets its own section,
+    <program>-n<ranks>.
 """
 
 import argparse
@@ -30,6 +36,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 BASELINE_FAMILY = "memcpy"
+
+# Baselines named by family: (baseline family, column, families it applies to, whether the column
+# is followed by one divided by the row's "ratio" counter).
+NAMED_BASELINES = [
+    ("collective/mpi_allreduce", "mpi_allreduce",
+     lambda f: f.startswith("collective/") and not f.split("/")[1].startswith("throttled_"), False),
+    ("collective/throttled_ring_allreduce", "throttled_ring",
+     lambda f: f.startswith("collective/throttled_"), True),
+]
+RATIO_COUNTER = "ratio"
 
 # Fields Google Benchmark writes itself; any other number in a row is a user counter.
 STANDARD_FIELDS = {
@@ -81,10 +97,17 @@ def load_run(path):
 
 
 def program_name(data, path):
+    """The section's name: the program's, with -n<ranks> when it ran under mpiexec at a rank
+    count it reports (one program, one section per count); and its heading."""
     exe = data["context"].get("executable")
     if isinstance(exe, str) and exe:
-        return os.path.basename(exe)
-    return os.path.splitext(os.path.basename(path))[0]
+        name = os.path.basename(exe)
+    else:
+        name = os.path.splitext(os.path.basename(path))[0]
+    ranks = data["context"].get("mpi_ranks")
+    if ranks is not None and str(ranks).isdigit():
+        return f"{name}-n{ranks}", f"{name} (mpiexec -n {ranks})"
+    return name, name
 
 
 def pick_rows(benchmarks):
@@ -175,9 +198,10 @@ def user_counters(rows):
 
 
 def baselines(rows):
-    """The baselines of this run, as (column name, family it applies to -> bool, bytes/s by size):
-    memcpy for every family; and a family with a segment "raw_<x>" (transport/raw_mpi/p2p) for
-    the families equal to it but in that segment (transport/mpi/p2p, transport/inproc/p2p)."""
+    """The baselines of this run, as (column name, family it applies to -> bool, bytes/s by size,
+    per ratio): memcpy for every family; a family with a segment "raw_<x>" (transport/raw_mpi/p2p)
+    for the families equal to it but in that segment (transport/mpi/p2p, transport/inproc/p2p);
+    and the NAMED_BASELINES measured in this run."""
     rates = {}
     for run_name, row in rows:
         family, size = family_and_size(run_name)
@@ -187,7 +211,7 @@ def baselines(rows):
     # memcpy measured in the same program, named memcpy/<n> or <area>/memcpy/<n>.
     for family, by_size in rates.items():
         if family == BASELINE_FAMILY or family.endswith("/" + BASELINE_FAMILY):
-            found.append((BASELINE_FAMILY, lambda family: True, by_size))
+            found.append((BASELINE_FAMILY, lambda family: True, by_size, False))
             break
     for family, by_size in rates.items():
         parts = family.split("/")
@@ -196,7 +220,10 @@ def baselines(rows):
                 def applies(other, parts=parts, k=k):
                     o = other.split("/")
                     return len(o) == len(parts) and all(a == b for i, (a, b) in enumerate(zip(o, parts)) if i != k)
-                found.append((part, applies, by_size))
+                found.append((part, applies, by_size, False))
+    for family, column, applies, per_ratio in NAMED_BASELINES:
+        if family in rates:
+            found.append((column, applies, rates[family], per_ratio))
     return found
 
 
@@ -228,8 +255,10 @@ def table(rows, cv):
         header.append("Time CV")
     if has_bytes:
         header.append("Bytes/s")
-    for name, _, _ in bases:
+    for name, _, _, per_ratio in bases:
         header.append(f"÷ {name}")
+        if per_ratio:
+            header.append(f"÷ {name} ÷ {RATIO_COUNTER}")
     if has_items:
         header.append("Items/s")
     header += counters
@@ -249,9 +278,13 @@ def table(rows, cv):
             cells.append(human_rate(bps, "B/s") if bps is not None else "")
         family, size = family_and_size(run_name)
         bps = row.get("bytes_per_second")
-        for _, applies, by_size in bases:
+        for _, applies, by_size, per_ratio in bases:
             ratio = bps / by_size[size] if bps is not None and applies(family) and size in by_size else None
             cells.append(three_digits(ratio) if ratio is not None else "")
+            if per_ratio:
+                compression = row.get(RATIO_COUNTER)
+                good = ratio is not None and isinstance(compression, (int, float)) and compression > 0
+                cells.append(three_digits(ratio / compression) if good else "")
         if has_items:
             ips = row.get("items_per_second")
             cells.append(human_rate(ips, "/s") if ips is not None else "")
@@ -298,9 +331,9 @@ def chart(program, context, rows, png_path):
 
 
 def section(path, data, out_path, img_dir):
-    program = program_name(data, path)
+    program, heading = program_name(data, path)
     rows, errors, cv = pick_rows(data["benchmarks"])
-    lines = [begin_marker(program), f"## {program}", "", context_line(data["context"]), ""]
+    lines = [begin_marker(program), f"## {heading}", "", context_line(data["context"]), ""]
     if rows:
         lines += table(rows, cv)
     else:

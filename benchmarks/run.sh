@@ -25,24 +25,30 @@ if [[ -n "$duplicates" ]]; then
     exit 1
 fi
 
-# Programs that measure between two MPI ranks run under mpiexec (as root, Open MPI must be told).
-mpi_programs=" dtfm_bench_transport "
+# Programs that measure between MPI ranks run under mpiexec (as root, Open MPI must be told),
+# once per rank count listed; a program run at several counts writes <name>-n<ranks>.json and
+# gets one section per count (it reports its count as the "mpi_ranks" context).
+declare -A mpi_ranks=([dtfm_bench_transport]="2" [dtfm_bench_collective]="2 4")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 mkdir -p "$build/bench"
 results=()
 for program in "${programs[@]}"; do
     name="$(basename "$program")"
-    out="$build/bench/$name.json"
-    echo "== $name" >&2
-    launch=()
-    if [[ "$mpi_programs" == *" $name "* ]]; then
-        launch=(mpiexec -n 2)
-    fi
-    # Three repetitions, medians reported: one slow repetition on a shared machine moves nothing.
-    "${launch[@]}" "$program" --benchmark_out="$out" --benchmark_out_format=json \
-        --benchmark_repetitions=3 --benchmark_report_aggregates_only=true "$@"
-    results+=("$out")
+    read -ra counts <<< "${mpi_ranks[$name]:-0}"
+    for ranks in "${counts[@]}"; do
+        launch=()
+        out="$build/bench/$name.json"
+        if (( ranks > 0 )); then
+            launch=(mpiexec -n "$ranks")
+            if (( ${#counts[@]} > 1 )); then out="$build/bench/$name-n$ranks.json"; fi
+        fi
+        echo "== ${launch[*]} $name" >&2
+        # Three repetitions, medians reported: one slow repetition on a shared machine moves nothing.
+        "${launch[@]}" "$program" --benchmark_out="$out" --benchmark_out_format=json \
+            --benchmark_repetitions=3 --benchmark_report_aggregates_only=true "$@"
+        results+=("$out")
+    done
 done
 
 # Debian's python3-matplotlib lives in the system Python, which a pyenv or venv may shadow.
