@@ -76,6 +76,13 @@ public:
         m_.assign(m.begin(), m.end());
         v_.assign(v.begin(), v.end());
     }
+    // t and both moments, for train::checkpoint (the serialize(Archive&) protocol).
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.value("steps", steps_);
+        a.values("m", m_);
+        a.values("v", v_);
+    }
     void reset() noexcept {
         steps_ = 0;
         m_.clear();
