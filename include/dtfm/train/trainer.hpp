@@ -21,6 +21,7 @@
 #include <limits>
 #include <ostream>
 #include <span>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "dtfm/data/sharding.hpp"
 #include "dtfm/data/text_corpus.hpp"
 #include "dtfm/error.hpp"
+#include "dtfm/optim/clip.hpp"
 #include "dtfm/strategy/hybrid.hpp"
 #include "dtfm/strategy/pipeline_parallel.hpp"
 #include "dtfm/train/checkpoint.hpp"
@@ -55,6 +57,7 @@ struct trainer_options {
     progress::mode display = progress::mode::automatic;
     double entropy_floor = std::nan("");       // the corpus's best achievable loss, shown beside it
     std::function<double(std::uint64_t)> learning_rate;  // by step, when the optimizer takes one
+    float max_grad_norm = 0;                   // > 0: clip by the norm over the whole pipeline
     std::chrono::nanoseconds timeout = std::chrono::minutes(5);
 };
 
@@ -138,6 +141,9 @@ public:
         const int reporter = placement.rank_at(placement.stages() - 1, 0);
         const bool reporting = world.rank() == reporter;
         collective::ring_allreduce<double, collective::sum> agree(collective::options{.tag = 0, .timeout = options_.timeout});
+        collective::ring_allreduce<double, collective::sum> agree_on_pipeline(collective::options{.tag = 0, .timeout = options_.timeout});
+        clipped<O, std::remove_reference_t<decltype(groups.pipeline)>> clip{optimizer, groups.pipeline, options_.max_grad_norm,
+                                                                            agree_on_pipeline, {}};
 
         std::uint64_t step = 0;
         if (options_.resume && !options_.checkpoint_dir.empty()) step = restore(world, groups, stage, optimizer, agree);
@@ -160,7 +166,12 @@ public:
                     optimizer.set_learning_rate(static_cast<float>(options_.learning_rate(step)));
             const std::uint64_t this_step = step;
             auto source = [&](int m) { return train_batches.build(corpus, m, shards.ids(this_step, groups.replica, m)); };
-            const double loss = hybrid_.step(groups, stage, optimizer, options_.microbatches, source);
+            double loss = 0;
+            if (options_.max_grad_norm > 0) {
+                loss = hybrid_.step(groups, stage, clip, options_.microbatches, source);
+            } else {
+                loss = hybrid_.step(groups, stage, optimizer, options_.microbatches, source);
+            }
             ++step;
 
             double eval_loss = std::nan("");
@@ -198,6 +209,29 @@ public:
     const trainer_options& settings() const noexcept { return options_; }
 
 private:
+    // The optimizer the data-parallel step calls, after clipping the (averaged) gradients by the
+    // norm over every stage of the pipeline: each stage's Σg² is summed over the pipeline group.
+    template <class O, class T>
+    struct clipped {
+        using optimizer_concept = optimizer_tag;
+        using value_type = float;
+        O& inner;
+        T& pipeline;
+        float max_norm;
+        collective::ring_allreduce<double, collective::sum>& sum;
+
+        void step(std::span<float> params, std::span<const float> grads) {
+            std::vector<double> s{optim::sum_of_squares(grads)};
+            sum.allreduce_blocking(pipeline, std::span<double>(s));
+            const float c = optim::clip_coefficient(std::sqrt(s[0]), max_norm);
+            if (c == 1.0f) return inner.step(params, grads);
+            scaled.assign(grads.begin(), grads.end());
+            for (auto& g : scaled) g *= c;
+            inner.step(params, std::span<const float>(scaled));
+        }
+        std::vector<float> scaled;
+    };
+
     std::uint64_t tokens_per_step() const {
         return static_cast<std::uint64_t>(hybrid_.placement().replicas()) * static_cast<std::uint64_t>(options_.microbatches) *
                static_cast<std::uint64_t>(options_.micro_batch) * static_cast<std::uint64_t>(options_.context);

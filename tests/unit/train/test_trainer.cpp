@@ -173,3 +173,14 @@ TEST_CASE("checkpoint: entries round-trip, hostile bytes raise wire_error", "[ch
         REQUIRE_THROWS_AS(train::checkpoint::decode(flipped), dtfm::wire_error);
     }
 }
+
+TEST_CASE("trainer: clipping by the pipeline-wide norm keeps replicas together and still learns", "[trainer]") {
+    auto o = base_options(8);
+    o.max_grad_norm = 0.05f;  // far below the toy model's gradient norm: every step is clipped
+    const auto clipped = run<exact_dp>(o);
+    const auto free = run<exact_dp>(base_options(8));
+    REQUIRE(clipped.params[0] == clipped.params[2]);
+    REQUIRE(clipped.params[1] == clipped.params[3]);
+    REQUIRE(clipped.params[0] != free.params[0]);
+    REQUIRE(clipped.summary.history.back().loss < clipped.summary.history.front().loss);
+}
