@@ -3,7 +3,11 @@
 // Each row also reports `ratio`: input bytes ÷ payload bytes.
 #include <benchmark/benchmark.h>
 
+#include <bit>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <span>
@@ -102,9 +106,55 @@ void register_pair(const char* name, Make make) {
     }
 }
 
+// This program is built -march=native, where cast<fp16> may take the target's conversion
+// instructions (cast.hpp) instead of the portable loops the unit tests check: before measuring,
+// check that it gives the portable conversion's bits for every fp16 pattern and every fp32 one
+// (about a second). A mismatch is a library bug: say so and stop.
+bool fp16_matches_portable() {
+    constexpr std::size_t chunk = std::size_t{1} << 20;
+    dtfm::compress::cast<dtfm::compress::fp16> c;
+    std::vector<float> values(chunk);
+    std::vector<std::byte> payload(c.max_payload_bytes(chunk));
+    std::vector<float> decoded(chunk);
+    for (std::uint64_t base = 0; base < (std::uint64_t{1} << 32); base += chunk) {
+        for (std::size_t i = 0; i < chunk; ++i) values[i] = std::bit_cast<float>(static_cast<std::uint32_t>(base + i));
+        // Offset by one element now and then, so the aligned head and the tail loops take part.
+        const std::size_t skip = (base / chunk) % 2;
+        const auto in = std::span<const float>(values).subspan(skip);
+        const std::size_t bytes = c.encode(in, payload);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            std::uint16_t got;
+            std::memcpy(&got, payload.data() + 32 + 2 * i, 2);
+            if (got != dtfm::compress::fp32_to_fp16(in[i])) {
+                std::fprintf(stderr, "cast<fp16>::encode of %08x gives %04x, fp32_to_fp16 %04x\n",
+                             std::bit_cast<std::uint32_t>(in[i]), got, dtfm::compress::fp32_to_fp16(in[i]));
+                return false;
+            }
+        }
+        if (base == 0) {
+            // Every fp16 pattern (16 times over), decoded from a payload made by hand.
+            for (std::size_t h = 0; h < chunk; ++h) {
+                const auto v = static_cast<std::uint16_t>(h);
+                std::memcpy(payload.data() + 32 + 2 * h, &v, 2);
+            }
+            c.decode(std::span<const std::byte>(payload).first(bytes), decoded);
+            for (std::size_t h = 0; h < chunk; ++h) {
+                const auto want = std::bit_cast<std::uint32_t>(dtfm::compress::fp16_to_fp32(static_cast<std::uint16_t>(h)));
+                if (std::bit_cast<std::uint32_t>(decoded[h]) != want) {
+                    std::fprintf(stderr, "cast<fp16>::decode of %04zx gives %08x, fp16_to_fp32 %08x\n", h & 0xFFFFu,
+                                 std::bit_cast<std::uint32_t>(decoded[h]), want);
+                    return false;
+                }
+            }
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (!fp16_matches_portable()) return EXIT_FAILURE;
     (void)input(large);
     for (std::size_t n : {small, large}) {
         benchmark::RegisterBenchmark("compress/memcpy", bm_memcpy)
