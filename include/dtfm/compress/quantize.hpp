@@ -275,12 +275,17 @@ public:
         payload_header::expect_body(h, body_bytes(n));
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* codes = scales + blocks(n) * block_scale_bytes;
-        for (std::size_t b = 0; b < blocks(n); ++b) {
+        // As in encode, full blocks apart from the last, shorter one.
+        const std::size_t full = n / Block;
+        for (std::size_t b = 0; b < full; ++b) {
             float fields[Scale::fields];
-            for (std::size_t k = 0; k < Scale::fields; ++k) {
-                fields[k] = std::bit_cast<float>(wire::load_le<std::uint32_t>(scales + block_scale_bytes * b + 4 * k));
-            }
-            decode_block(codes + b * (Block / 8 * Bits), block_length(n, b), fields, out.data() + b * Block);
+            load_fields(scales + block_scale_bytes * b, fields);
+            decode_block(codes + b * (Block / 8 * Bits), Block, fields, out.data() + b * Block);
+        }
+        if (const std::size_t rest = n - full * Block; rest != 0) {
+            float fields[Scale::fields];
+            load_fields(scales + block_scale_bytes * full, fields);
+            decode_block(codes + full * (Block / 8 * Bits), rest, fields, out.data() + full * Block);
         }
     }
 
@@ -455,8 +460,10 @@ private:
         }
     }
 
-    static constexpr std::size_t block_length(std::size_t n, std::size_t b) {
-        return n - b * Block < Block ? n - b * Block : Block;
+    static void load_fields(const std::byte* from, float* fields) {
+        for (std::size_t k = 0; k < Scale::fields; ++k) {
+            fields[k] = std::bit_cast<float>(wire::load_le<std::uint32_t>(from + 4 * k));
+        }
     }
 
     std::uint64_t seed_;
