@@ -10,7 +10,7 @@
 #include <cstring>
 #include <span>
 
-#if defined(__F16C__)
+#if defined(__F16C__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #endif
 
@@ -77,8 +77,9 @@ void cast_decode_portable(const std::byte* body, float* out, std::size_t n) {
 // fp16 is the one format whose portable conversion is compute-bound (about 20 vector operations
 // per 16 values, 0.6 × memcpy at 1M values): where the target has F16C, its conversion
 // instructions do it in one. A compile-time choice, not a dispatch; the results are the same bit
-// for bit (checked for every fp32 and every fp16 pattern by dtfm_bench_compress, which is built
-// with -march=native; the unit tests check the portable loops).
+// for bit (every fp32 pattern checked once; dtfm_bench_compress, built with -march=native, checks
+// every fp16 pattern and each rounding case of every fp32 exponent before it measures; the unit
+// tests check the portable loops).
 #if defined(__F16C__) && !DTFM_DEVICE_COMPILER
 // vcvtps2ph with an immediate rounding mode (nearest even, whatever MXCSR says); it keeps Inf,
 // quiets NaN keeping the top of its payload, and makes fp16 subnormals, as fp32_to_fp16.
