@@ -3,8 +3,13 @@
 // Each row also reports `ratio`: input bytes ÷ payload bytes.
 #include <benchmark/benchmark.h>
 
+#include <bit>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <span>
 #include <vector>
@@ -102,9 +107,59 @@ void register_pair(const char* name, Make make) {
     }
 }
 
+// This program is built -march=native, where cast<fp16> may take the target's conversion
+// instructions (cast.hpp) instead of the portable loops the unit tests check: before measuring,
+// check that it gives the portable conversion's bits for every fp16 pattern, and for every top
+// half of an fp32 pattern with low halves that make each rounding case (ties, sticky bits, the
+// largest round-down) at every result exponent, subnormals included. A mismatch is a library bug:
+// say so and stop.
+bool fp16_matches_portable() {
+    constexpr std::uint32_t lows[] = {0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2001, 0x3000,
+                                      0x4000, 0x6000, 0x7FFF, 0x8000, 0x8001, 0xA000, 0xC000, 0xE000, 0xFFFF};
+    constexpr std::size_t count = std::size(lows) << 16;
+    dtfm::compress::cast<dtfm::compress::fp16> c;
+    std::vector<float> values(count + 1);
+    for (std::size_t i = 0; i < count; ++i) {
+        values[i] = std::bit_cast<float>(static_cast<std::uint32_t>((i % 65536) << 16 | lows[i / 65536]));
+    }
+    std::vector<std::byte> payload(c.max_payload_bytes(count + 1));
+    std::vector<float> decoded(count + 1);
+    // Both alignments of the input and the output, so the scalar head and tail loops take part.
+    for (std::size_t skip : {0, 1}) {
+        const auto in = std::span<const float>(values).subspan(skip, count);
+        c.encode(in, payload);
+        for (std::size_t i = 0; i < count; ++i) {
+            std::uint16_t got;
+            std::memcpy(&got, payload.data() + 32 + 2 * i, 2);
+            if (got != dtfm::compress::fp32_to_fp16(in[i])) {
+                std::fprintf(stderr, "cast<fp16>::encode of %08x gives %04x, fp32_to_fp16 %04x\n",
+                             std::bit_cast<std::uint32_t>(in[i]), got, dtfm::compress::fp32_to_fp16(in[i]));
+                return false;
+            }
+        }
+        // Every fp16 pattern (many times over), decoded from a payload made by hand.
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto h = static_cast<std::uint16_t>(i);
+            std::memcpy(payload.data() + 32 + 2 * i, &h, 2);
+        }
+        const auto out = std::span<float>(decoded).subspan(skip, count);
+        c.decode(std::span<const std::byte>(payload).first(c.max_payload_bytes(count)), out);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto want = std::bit_cast<std::uint32_t>(dtfm::compress::fp16_to_fp32(static_cast<std::uint16_t>(i)));
+            if (std::bit_cast<std::uint32_t>(out[i]) != want) {
+                std::fprintf(stderr, "cast<fp16>::decode of %04zx gives %08x, fp16_to_fp32 %08x\n", i % 65536,
+                             std::bit_cast<std::uint32_t>(out[i]), want);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (!fp16_matches_portable()) return EXIT_FAILURE;
     (void)input(large);
     for (std::size_t n : {small, large}) {
         benchmark::RegisterBenchmark("compress/memcpy", bm_memcpy)

@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <type_traits>
 
@@ -43,13 +44,17 @@ DTFM_HOST_DEVICE quant_grid make_quant_grid(float lo, float hi) {
     const float range = hi - lo;
     const float step = range / top;
     // Not 1/step: two independent divisions, not a chain of two, per block.
-    float inv = range > 0.0f ? top / range : 0.0f;
+    const float inv = range > 0.0f ? top / range : 0.0f;
     // inv rounded down can put hi a hair below the top code, where stochastic rounding could
-    // still round it down: nudge inv up until hi maps to the top (about 1 block in 10 needs 1 ulp).
-    for (int k = 0; k < 4 && range > 0.0f && range * inv < top; ++k) {
-        inv = std::bit_cast<float>(std::bit_cast<std::uint32_t>(inv) + 1u);
+    // still round it down: nudge inv up, by at most 4 ulp, until hi maps to the top (about 1 block
+    // in 10 needs 1 ulp). range·inv grows with inv, so the ulps needed are the count of the 4
+    // candidates falling short: counted without a branch, which mispredicted at that 1 in 10.
+    const std::uint32_t bits = std::bit_cast<std::uint32_t>(inv);
+    std::uint32_t nudge = 0;
+    for (std::uint32_t k = 0; k < 4; ++k) {
+        nudge += static_cast<std::uint32_t>(range > 0.0f && range * std::bit_cast<float>(bits + k) < top);
     }
-    return {lo, hi, step, inv, hi + 0.0f * step};
+    return {lo, hi, step, std::bit_cast<float>(bits + nudge), hi + 0.0f * step};
 }
 
 // Scale policies: which range a block is spread over, and the fp32 fields that carry it.
@@ -226,31 +231,33 @@ public:
         std::byte* scales = payload.data() + payload_header::size;
         std::byte* codes = scales + blocks(n) * block_scale_bytes;
         const std::uint64_t call = calls_++;
-        // Software-pipelined by one block: block b + 1's range and grid (two divisions) are
-        // computed before block b's codes, so their latency overlaps the codes loop.
+        // Full blocks, then the last, shorter one: the full blocks' loops have a trip count known
+        // at compile time (no remainder handling per block). Software-pipelined by one block:
+        // block b + 1's range and grid (two divisions) are computed before block b's codes, so
+        // their latency overlaps the codes loop.
         const float* x = values.data();
-        const std::size_t count = blocks(n);
+        const std::size_t full = n / Block;
         float fields[Scale::fields] = {};
         float next[Scale::fields] = {};
         quant_grid g{};
-        if (count > 0) {
-            Scale::measure(x, block_length(n, 0), fields);
+        if (full > 0) {
+            Scale::measure(x, Block, fields);
             g = Scale::template grid<Bits>(fields);
         }
-        for (std::size_t b = 0; b < count; ++b) {
-            for (std::size_t k = 0; k < Scale::fields; ++k) {
-                wire::store_le<std::uint32_t>(scales + block_scale_bytes * b + 4 * k,
-                                              std::bit_cast<std::uint32_t>(fields[k]));
-            }
+        for (std::size_t b = 0; b < full; ++b) {
+            store_fields(scales + block_scale_bytes * b, fields);
             quant_grid g_next = g;
-            if (b + 1 < count) {
-                Scale::measure(x + (b + 1) * Block, block_length(n, b + 1), next);
+            if (b + 1 < full) {
+                Scale::measure(x + (b + 1) * Block, Block, next);
                 g_next = Scale::template grid<Bits>(next);
             }
-            encode_codes(x + b * Block, block_length(n, b), g, block_key(seed_, call, b),
-                         codes + b * (Block / 8 * Bits));
+            encode_codes(x + b * Block, Block, g, block_key(seed_, call, b), codes + b * (Block / 8 * Bits));
             for (std::size_t k = 0; k < Scale::fields; ++k) fields[k] = next[k];
             g = g_next;
+        }
+        if (const std::size_t rest = n - full * Block; rest != 0) {
+            encode_block(x + full * Block, rest, block_key(seed_, call, full), fields, codes + full * (Block / 8 * Bits));
+            store_fields(scales + block_scale_bytes * full, fields);
         }
         return bytes;
     }
@@ -269,12 +276,17 @@ public:
         payload_header::expect_body(h, body_bytes(n));
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* codes = scales + blocks(n) * block_scale_bytes;
-        for (std::size_t b = 0; b < blocks(n); ++b) {
+        // As in encode, full blocks apart from the last, shorter one.
+        const std::size_t full = n / Block;
+        for (std::size_t b = 0; b < full; ++b) {
             float fields[Scale::fields];
-            for (std::size_t k = 0; k < Scale::fields; ++k) {
-                fields[k] = std::bit_cast<float>(wire::load_le<std::uint32_t>(scales + block_scale_bytes * b + 4 * k));
-            }
-            decode_block(codes + b * (Block / 8 * Bits), block_length(n, b), fields, out.data() + b * Block);
+            load_fields(scales + block_scale_bytes * b, fields);
+            decode_block(codes + b * (Block / 8 * Bits), Block, fields, out.data() + b * Block);
+        }
+        if (const std::size_t rest = n - full * Block; rest != 0) {
+            float fields[Scale::fields];
+            load_fields(scales + block_scale_bytes * full, fields);
+            decode_block(codes + full * (Block / 8 * Bits), rest, fields, out.data() + full * Block);
         }
     }
 
@@ -365,13 +377,21 @@ public:
             const float inv = g.inv_step;
             const auto count = static_cast<std::uint32_t>(n);
             const std::uint32_t full = count / per_byte;
+            // Codes one byte each, then the 8 / Bits of each byte combined: both loops vectorise
+            // with contiguous loads, where computing each byte's codes in place took strided ones.
+            // 2 bits: u·0x01041040 moves byte j of u to bits 24 + 2j, no carry reaching bit 24.
+            std::uint8_t codes[Block];
+            for (std::uint32_t i = 0; i < per_byte * full; ++i) {
+                codes[i] = static_cast<std::uint8_t>(code_of(x[i], lo, inv, key, i));
+            }
             for (std::uint32_t t = 0; t < full; ++t) {
-                std::uint32_t v = 0;
-                for (std::uint32_t j = 0; j < per_byte; ++j) {
-                    const std::uint32_t i = per_byte * t + j;
-                    v |= code_of(x[i], lo, inv, key, i) << (Bits * j);
+                const std::uint8_t* c = codes + per_byte * t;
+                if constexpr (Bits == 2) {
+                    const std::uint32_t u = c[0] | c[1] << 8 | c[2] << 16 | static_cast<std::uint32_t>(c[3]) << 24;
+                    packed[t] = static_cast<std::byte>((u * 0x01041040u) >> 24);
+                } else {
+                    packed[t] = static_cast<std::byte>(c[0] | c[1] << 4);
                 }
-                packed[t] = static_cast<std::byte>(v);
             }
             if (count % per_byte != 0) {
                 std::uint32_t v = 0;
@@ -443,8 +463,16 @@ public:
     }
 
 private:
-    static constexpr std::size_t block_length(std::size_t n, std::size_t b) {
-        return n - b * Block < Block ? n - b * Block : Block;
+    static void store_fields(std::byte* to, const float* fields) {
+        for (std::size_t k = 0; k < Scale::fields; ++k) {
+            wire::store_le<std::uint32_t>(to + 4 * k, std::bit_cast<std::uint32_t>(fields[k]));
+        }
+    }
+
+    static void load_fields(const std::byte* from, float* fields) {
+        for (std::size_t k = 0; k < Scale::fields; ++k) {
+            fields[k] = std::bit_cast<float>(wire::load_le<std::uint32_t>(from + 4 * k));
+        }
     }
 
     std::uint64_t seed_;

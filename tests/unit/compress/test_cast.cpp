@@ -5,8 +5,10 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "dtfm/compress/cast.hpp"
@@ -119,6 +121,35 @@ TEMPLATE_TEST_CASE("cast: payload size and relative error bound", "[compress][ca
     for (std::size_t i = 0; i < in.size(); ++i) {
         if (std::fabs(in[i]) < 1e-3f) continue;  // fp16 subnormal range: absolute error instead
         REQUIRE(std::fabs(out[i] - in[i]) <= bound * std::fabs(in[i]));
+    }
+}
+
+// encode and decode run their first elements apart until a 64-byte boundary (and, built for F16C,
+// take its instructions for the rest): every start address and length gives the per-value bits.
+TEMPLATE_TEST_CASE("cast: every alignment and length gives the per-value conversion", "[compress][cast]", fp16, bf16) {
+    cast<TestType> c;
+    std::vector<float> values(200);
+    std::mt19937 rng(9);
+    for (auto& v : values) v = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));  // NaNs, subnormals, all
+    std::vector<std::byte> payload(c.max_payload_bytes(values.size()));
+    std::vector<float> out(values.size() + 16);
+    for (std::size_t offset = 0; offset < 16; ++offset) {
+        for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{15}, std::size_t{33}, std::size_t{150}}) {
+            const auto in = std::span<const float>(values).subspan(offset, n);
+            const std::size_t bytes = c.encode(in, payload);
+            for (std::size_t i = 0; i < n; ++i) {
+                std::uint16_t h;
+                std::memcpy(&h, payload.data() + 32 + 2 * i, 2);
+                REQUIRE(h == TestType::from_float(in[i]));
+            }
+            const auto decoded = std::span<float>(out).subspan(offset, n);
+            c.decode(std::span<const std::byte>(payload).first(bytes), decoded);
+            for (std::size_t i = 0; i < n; ++i) {
+                std::uint16_t h;
+                std::memcpy(&h, payload.data() + 32 + 2 * i, 2);
+                REQUIRE(std::bit_cast<std::uint32_t>(decoded[i]) == std::bit_cast<std::uint32_t>(TestType::to_float(h)));
+            }
+        }
     }
 }
 
