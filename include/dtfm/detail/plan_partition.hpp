@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -119,6 +120,24 @@ class bottleneck_matcher {
 public:
     double value(const link_tables& lt, const int* from, const int* to) { return solve(lt, from, to, nullptr); }
 
+    // The bound solve starts from: the largest of the row minima and the column minima. O(D²).
+    static double lower_bound(const link_tables& lt, const int* from, const int* to) {
+        const int D = lt.group_size;
+        double t = 0;
+        for (int j = 0; j < D; ++j) {
+            double col_min = infinity;
+            for (int i = 0; i < D; ++i) col_min = std::min(col_min, lt.pp[lt.at(from[i], to[j])]);
+            t = std::max(t, col_min);
+        }
+        for (int i = 0; i < D; ++i) {
+            const double* row = &lt.pp[lt.at(from[i], 0)];
+            double row_min = infinity;
+            for (int j = 0; j < D; ++j) row_min = std::min(row_min, row[to[j]]);
+            t = std::max(t, row_min);
+        }
+        return t;
+    }
+
     // Also gives the matching: (*match)[i] is the index in `to` of the partner of from[i].
     double solve(const link_tables& lt, const int* from, const int* to, std::vector<int>* match) {
         d_ = lt.group_size;
@@ -197,28 +216,34 @@ inline constexpr int max_exact_order_groups = 16;
 // then node moves otherwise.
 class path_solver {
 public:
-    double value(std::span<const double> w, int S) { return solve(w, S, nullptr); }
+    // The cost, or +inf when it is not below `bound`: partial paths only grow, so those that reach
+    // the bound are dropped early.
+    double value(std::span<const double> w, int S, double bound = infinity) { return solve(w, S, nullptr, bound); }
 
-    double solve(std::span<const double> w, int S, std::vector<int>* order) {
+    double solve(std::span<const double> w, int S, std::vector<int>* order, double bound = infinity) {
         if (S <= 1) {
             if (order) order->assign(static_cast<std::size_t>(std::max(S, 0)), 0);
             return 0;
         }
-        if (S > max_exact_order_groups) return heuristic(w, S, order);
+        if (S > max_exact_order_groups) {
+            const double v = heuristic(w, S, order);
+            return v < bound ? v : infinity;
+        }
         const auto s = static_cast<std::size_t>(S);
-        const std::size_t full = (std::size_t{1} << s) - 1;
-        cost_.assign((full + 1) * s, infinity);
-        if (order) parent_.assign((full + 1) * s, -1);
+        const std::uint32_t full = (std::uint32_t{1} << S) - 1;
+        cost_.assign((std::size_t{full} + 1) * s, infinity);
+        if (order) parent_.assign((std::size_t{full} + 1) * s, -1);
         for (std::size_t j = 0; j < s; ++j) cost_[(std::size_t{1} << j) * s + j] = 0;
-        for (std::size_t mask = 1; mask < full; ++mask) {
-            const double* here = &cost_[mask * s];
-            for (std::size_t j = 0; j < s; ++j) {
+        for (std::uint32_t mask = 1; mask < full; ++mask) {
+            const double* here = &cost_[std::size_t{mask} * s];
+            for (std::uint32_t in = mask; in != 0; in &= in - 1) {
+                const auto j = static_cast<std::size_t>(std::countr_zero(in));
                 const double v = here[j];
-                if (v == infinity) continue;
+                if (v >= bound) continue;
                 const double* wj = &w[j * s];
-                for (std::size_t k = 0; k < s; ++k) {
-                    if (mask & (std::size_t{1} << k)) continue;
-                    const std::size_t next = (mask | (std::size_t{1} << k)) * s + k;
+                for (std::uint32_t out = full & ~mask; out != 0; out &= out - 1) {
+                    const auto k = static_cast<std::size_t>(std::countr_zero(out));
+                    const std::size_t next = std::size_t{mask | (std::uint32_t{1} << k)} * s + k;
                     const double nv = v + wj[k];
                     if (nv < cost_[next]) {
                         cost_[next] = nv;
@@ -228,17 +253,19 @@ public:
             }
         }
         std::size_t last = 0;
+        const std::size_t end = std::size_t{full} * s;
         for (std::size_t j = 1; j < s; ++j) {
-            if (cost_[full * s + j] < cost_[full * s + last]) last = j;
+            if (cost_[end + j] < cost_[end + last]) last = j;
         }
-        const double best = cost_[full * s + last];
+        const double best = cost_[end + last];
+        if (best >= bound) return infinity;
         if (order) {
             order->assign(s, 0);
-            std::size_t mask = full;
+            std::uint32_t mask = full;
             for (std::size_t k = s; k-- > 0;) {
                 (*order)[k] = static_cast<int>(last);
-                const int p = parent_[mask * s + last];
-                mask &= ~(std::size_t{1} << last);
+                const int p = parent_[std::size_t{mask} * s + last];
+                mask &= ~(std::uint32_t{1} << last);
                 last = static_cast<std::size_t>(p < 0 ? 0 : p);
             }
         }
@@ -309,6 +336,25 @@ private:
     std::vector<double> cost_;
     std::vector<int> parent_;
 };
+
+// A lower bound on the cheapest open path through S ≥ 2 nodes (weights w, row-major S×S).
+inline double path_lower_bound(std::span<const double> w, int S) {
+    const auto s = static_cast<std::size_t>(S);
+    double out_sum = 0, out_max = 0, in_sum = 0, in_max = 0;
+    for (std::size_t i = 0; i < s; ++i) {
+        double out = infinity, in = infinity;
+        for (std::size_t j = 0; j < s; ++j) {
+            if (j == i) continue;
+            out = std::min(out, w[i * s + j]);
+            in = std::min(in, w[j * s + i]);
+        }
+        out_sum += out;
+        out_max = std::max(out_max, out);
+        in_sum += in;
+        in_max = std::max(in_max, in);
+    }
+    return std::max(out_sum - out_max, in_sum - in_max);
+}
 
 // A balanced partition of all devices into S stage groups of D, with its exact DT-FM cost (the best
 // pipelines for these groups) kept up to date under swaps of two devices of different groups.
@@ -486,23 +532,38 @@ public:
         std::copy(mh, mh + D_, new_h_.begin());
         new_g_[sz(slot_of_[sz(a)])] = b;
         new_h_[sz(slot_of_[sz(b)])] = a;
+        // First the matching bounds of the changed pairs: with the path bound they refuse most
+        // swaps before any matching is solved. Then the exact bottlenecks.
         w_next_ = w_;
+        for (const bool exact : {false, true}) {
+            update_pairs(exact);
+            if (next_dp_ + 2 * path_lower_bound(w_next_, S_) >= give_up_at) return infinity;
+        }
+        next_pp_ = path_.value(w_next_, S_, give_up_at == infinity ? infinity : (give_up_at - next_dp_) / 2);
+        if (next_pp_ == infinity) return infinity;
+        pending_ = true;
+        return next_dp_ + 2 * next_pp_;
+    }
+
+    // Fills w_next_ for the ordered pairs that touch the swapped groups: their bottlenecks, or
+    // lower bounds on them.
+    void update_pairs(bool exact) {
         const auto s = sz(S_);
+        auto bottleneck = [&](const int* from, const int* to) {
+            return exact ? matcher_.value(*lt_, from, to) : bottleneck_matcher::lower_bound(*lt_, from, to);
+        };
         for (int k = 0; k < S_; ++k) {
             if (k == g_ || k == h_) continue;
             const int* mk = group(k);
             for (const auto& [grp, mem] : {std::pair{g_, new_g_.data()}, std::pair{h_, new_h_.data()}}) {
-                const double out = matcher_.value(*lt_, mem, mk);
+                const double out = bottleneck(mem, mk);
                 w_next_[sz(grp) * s + sz(k)] = out;
-                w_next_[sz(k) * s + sz(grp)] = lt_->symmetric_pp ? out : matcher_.value(*lt_, mk, mem);
+                w_next_[sz(k) * s + sz(grp)] = lt_->symmetric_pp ? out : bottleneck(mk, mem);
             }
         }
-        const double gh = matcher_.value(*lt_, new_g_.data(), new_h_.data());
+        const double gh = bottleneck(new_g_.data(), new_h_.data());
         w_next_[sz(g_) * s + sz(h_)] = gh;
-        w_next_[sz(h_) * s + sz(g_)] = lt_->symmetric_pp ? gh : matcher_.value(*lt_, new_h_.data(), new_g_.data());
-        next_pp_ = path_.value(w_next_, S_);
-        pending_ = true;
-        return next_dp_ + 2 * next_pp_;
+        w_next_[sz(h_) * s + sz(g_)] = lt_->symmetric_pp ? gh : bottleneck(new_h_.data(), new_g_.data());
     }
 
     // Applies the last try_swap, which must have returned a finite cost.
