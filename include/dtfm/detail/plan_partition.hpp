@@ -495,30 +495,10 @@ public:
         b_ = b;
         g_ = group_of_[sz(a)];
         h_ = group_of_[sz(b)];
-        const std::vector<double>& dp = lt_->dp;
         const int* mg = group(g_);
         const int* mh = group(h_);
-        double worst_g = 0, worst_h = 0, sum_b = 0, sum_a = 0;
-        for (int i = 0; i < D_; ++i) {
-            const int x = mg[i];
-            if (x == a) continue;
-            const double s = rowsum_[sz(x)] - dp[lt_->at(x, a)] + dp[lt_->at(x, b)];
-            sum_g_[sz(i)] = s;
-            worst_g = std::max(worst_g, s);
-            sum_b += dp[lt_->at(b, x)];
-        }
-        sum_g_[sz(slot_of_[sz(a)])] = sum_b;
-        worst_g = std::max(worst_g, sum_b);
-        for (int i = 0; i < D_; ++i) {
-            const int x = mh[i];
-            if (x == b) continue;
-            const double s = rowsum_[sz(x)] - dp[lt_->at(x, b)] + dp[lt_->at(x, a)];
-            sum_h_[sz(i)] = s;
-            worst_h = std::max(worst_h, s);
-            sum_a += dp[lt_->at(a, x)];
-        }
-        sum_h_[sz(slot_of_[sz(b)])] = sum_a;
-        worst_h = std::max(worst_h, sum_a);
+        const double worst_g = swapped_sums(mg, a, b, sum_g_);
+        const double worst_h = swapped_sums(mh, b, a, sum_h_);
         double new_dp = std::max(worst_g, worst_h);
         for (int k = 0; k < S_; ++k) {
             if (k != g_ && k != h_) new_dp = std::max(new_dp, group_dp_[sz(k)]);
@@ -543,6 +523,23 @@ public:
         if (next_pp_ == infinity) return infinity;
         pending_ = true;
         return next_dp_ + 2 * next_pp_;
+    }
+
+    // The DP sums of group m once `out` leaves it and `in` takes its slot, into sums (slot order);
+    // returns the largest.
+    double swapped_sums(const int* m, int out, int in, std::vector<double>& sums) const {
+        const std::vector<double>& dp = lt_->dp;
+        double worst = 0, sum_in = 0;
+        for (int i = 0; i < D_; ++i) {
+            const int x = m[i];
+            if (x == out) continue;
+            const double s = rowsum_[sz(x)] - dp[lt_->at(x, out)] + dp[lt_->at(x, in)];
+            sums[sz(i)] = s;
+            worst = std::max(worst, s);
+            sum_in += dp[lt_->at(in, x)];
+        }
+        sums[sz(slot_of_[sz(out)])] = sum_in;
+        return std::max(worst, sum_in);
     }
 
     // Fills w_next_ for the ordered pairs that touch the swapped groups: their bottlenecks, or
