@@ -236,3 +236,17 @@ TEST_CASE("search: bad calls are config_errors", "[plan][search]") {
     CHECK(dtfm::plan::anneal_search(t, 8, o).plan.stages() == 8);
     CHECK(dtfm::plan::genetic_search(t, 8, o).plan.stages() == 8);
 }
+
+TEST_CASE("search: a time cap holds when one candidate is slow", "[plan][search]") {
+    // 16 stages: every exact evaluation runs Held-Karp over 2^16 subsets, milliseconds each.
+    const topology t = random_topology(32, 9);
+    search_options o;
+    o.seconds = 0.05;
+    for (const auto m : {search_method::genetic, search_method::anneal}) {
+        const auto r = dtfm::plan::search(t, 16, m, o);
+        INFO(to_string(m));
+        CHECK(r.seconds < 3.0);
+        CHECK(r.plan.stages() == 16);
+        CHECK(communication_cost(t, r.plan).total == r.cost.total);
+    }
+}
