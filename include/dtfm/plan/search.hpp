@@ -298,8 +298,8 @@ inline search_result genetic_search(const topology& t, int stages, const search_
 
 // Simulated annealing over swaps of two devices of different groups, Metropolis acceptance,
 // geometric cooling over rounds of `round_moves` swaps. The first three rounds start from a chain
-// start, a group start (partition_state) and a random partition; each later one from the best found,
-// at a lower starting temperature. The temperature scale is the mean cost rise of a sample of random
+// start, a group start (partition_state) and a random partition; of the later ones, every third from
+// a fresh chain start at the first temperature and the others from the best found, cooler each time. The temperature scale is the mean cost rise of a sample of random
 // swaps from the chain start, so it follows the scenario.
 // A swap whose DP term alone already fails the acceptance test is refused before any matching is
 // solved, which makes most refused swaps O(D).
@@ -358,7 +358,7 @@ inline search_result anneal_search(const topology& t, int stages, const search_o
     const double t_end = a.end_temperature * scale;
     for (int round = 0; !run.done(); ++round) {
         // Rounds 0–2 start from the chain start, a group start and a random partition (all random
-        // with random_start); the rest from the best partition found, cooler each time.
+        // with random_start); then fresh starts and the best partition found, as said above.
         if (round == 1) {
             if (a.random_start) {
                 st.randomize(r);
@@ -367,6 +367,15 @@ inline search_result anneal_search(const topology& t, int stages, const search_o
             }
         } else if (round == 2) {
             st.randomize(r);
+        } else if (round > 2 && round % 3 == 0) {
+            // A fresh start now and then, at the first temperature: the best basin is not
+            // always reachable from the last one.
+            if (a.random_start) {
+                st.randomize(r);
+            } else {
+                st.chain_start(r);
+            }
+            t0 = a.start_temperature * scale;
         } else if (round > 2) {
             st.assign(best_groups);
             t0 = std::max(t0 * a.reheat, t_end * 10);
