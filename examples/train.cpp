@@ -2,7 +2,7 @@
 // S stages × R replicas run as threads (--transport inproc, the default) or as MPI processes
 // (--transport mpi, under `mpirun -n S*R`). Links are throttled from a topology file or to one
 // uniform bandwidth and delay. --compress dtfm sends activations through AC-SGD's
-// delta<quantize<4>>, their gradients through quantize<8>, and data-parallel gradients through
+// delta<quantize<4>>, their gradients through quantize<8>, and each step's model change through
 // CocktailSGD's compressed all-reduce; --compress none sends fp32 everywhere.
 //
 //   dtfm-train [--stages 2] [--replicas 2] [--steps 200] [--micro-batches 4] [--micro-batch 8]
@@ -157,7 +157,11 @@ train::run_summary train_with_compression(World& world, const settings& s, const
         using fwd = compress::delta<compress::quantize<4>>;
         using bwd = compress::quantize<8>;
         using PP = strategy::pipeline_parallel<schedule::one_f_one_b, fwd, bwd>;
-        using DP = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>>;
+        // CocktailSGD compresses the model's change since the last sync, not the gradient: each
+        // replica takes its own AdamW step, then the replicas average the step's change through
+        // cocktail with error feedback (local_sgd<1>). A sparse gradient fed to Adam instead makes
+        // its per-coordinate scaling blow the rare large entries up.
+        using DP = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::local_sgd<1>>;
         const auto budget = static_cast<std::size_t>(s.delta_budget_mib * 1024 * 1024);
         PP pp([budget] { return fwd(budget); }, [] { return bwd(); },
               strategy::pipeline_options{.tag = 0, .timeout = std::chrono::minutes(5), .warmup_iterations = s.warmup_iterations});
