@@ -39,7 +39,6 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <string>
 #include <utility>
 #include <vector>
@@ -146,7 +145,12 @@ struct node {
 
 class engine {
 public:
-    engine(transport::link_model links) : links_(std::move(links)) {
+    // `expected` events (ops and messages) are reserved up front: growing the vectors was most of
+    // the run time.
+    engine(transport::link_model links, std::size_t expected) : links_(std::move(links)) {
+        nodes_.reserve(expected);
+        actions_.reserve(2 * expected);
+        heap_.reserve(expected);
         const auto n = static_cast<std::size_t>(links_.devices());
         link_free_.assign(n * n, 0.0);
         link_node_.assign(n * n, -1);
@@ -159,13 +163,15 @@ public:
 
     void at(double t, std::function<void()> f) {
         actions_.push_back(std::move(f));
-        queue_.push({t, seq_++, actions_.size() - 1});
+        heap_.push_back({t, seq_++, actions_.size() - 1});
+        std::push_heap(heap_.begin(), heap_.end(), std::greater<event>());
     }
 
     void run() {
-        while (!queue_.empty()) {
-            const event e = queue_.top();
-            queue_.pop();
+        while (!heap_.empty()) {
+            std::pop_heap(heap_.begin(), heap_.end(), std::greater<event>());
+            const event e = heap_.back();
+            heap_.pop_back();
             now_ = e.time;
             auto f = std::move(actions_[e.action]);
             f();
@@ -231,7 +237,7 @@ private:
     std::vector<int> link_node_, nic_node_;
     std::vector<node> nodes_;
     std::vector<std::function<void()>> actions_;
-    std::priority_queue<event, std::vector<event>, std::greater<event>> queue_;
+    std::vector<event> heap_;  // a min-heap on (time, seq): ties run in the order they were scheduled
     std::uint64_t seq_ = 0;
     double now_ = 0;
 };
@@ -568,7 +574,9 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
 
     auto links = transport::link_model::from_topology(t);
     if (o.nic_gbps) links.with_nic_cap(*o.nic_gbps);
-    detail::engine e(links);
+    const std::size_t messages_per_group =
+        o.allreduce == allreduce_kind::ring ? static_cast<std::size_t>(2 * R * R) : static_cast<std::size_t>(2 * R * R + 64 * R);
+    detail::engine e(links, static_cast<std::size_t>(4 * S * R * M) + static_cast<std::size_t>(S) * messages_per_group);
 
     const std::size_t boundary = boundary_elements(model);
     const std::size_t per_sequence = boundary / static_cast<std::size_t>(model.microbatch_size);
