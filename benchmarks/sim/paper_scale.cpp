@@ -8,7 +8,6 @@
 // The local search here is deliberately minimal and internal to this tool: the planner's search
 // (dtfm::plan, issue 7 points 3 and 7) is the real one.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -27,7 +26,6 @@
 namespace {
 
 using namespace dtfm;
-using clock_type = std::chrono::steady_clock;
 
 // Encode (and decode) throughputs of the host codecs measured by dtfm_bench_compress on one core
 // at 16M values (docs/benchmarks.md): fp16, q8 and q4 run at about memcpy speed, cocktail slower.
@@ -76,6 +74,14 @@ struct problem {
     // Simulated tokens/s, or 0 where the plan does not fit memory.
     double score(const strategy::mesh_placement& p, const config& c) {
         ++evaluations;
+        try {
+            return run(p, c).tokens_per_second;
+        } catch (const config_error&) {
+            return 0;
+        }
+    }
+
+    sim::iteration_result run(const strategy::mesh_placement& p, const config& c) const {
         sim::gpt_config m = model;
         m.microbatch_size = c.microbatch_size;
         sim::sim_options o;
@@ -85,11 +91,7 @@ struct problem {
             o.pipeline_links.push_back({class_gbps[k], make_codec(c.forward[k]), make_codec(c.backward[k])});
         o.allreduce = c.allreduce;
         o.allreduce_codec = sim::codec::of("cocktail", compress::cocktail<>(), cocktail_bytes_per_s);
-        try {
-            return sim::simulate<schedule::one_f_one_b>(*topology, p, m, o).tokens_per_second;
-        } catch (const config_error&) {
-            return 0;
-        }
+        return sim::simulate<schedule::one_f_one_b>(*topology, p, m, o);
     }
 };
 
@@ -104,16 +106,19 @@ strategy::mesh_placement random_placement(int devices, std::mt19937_64& rng) {
     return strategy::mesh_placement(g);
 }
 
-// First-improvement local search over swaps of two devices, for `seconds`.
+// First-improvement local search over swaps of two devices, `evaluations` simulations long (a count,
+// not a time, so the table is the same for a seed on any machine).
 strategy::mesh_placement local_search(problem& pr, strategy::mesh_placement best, const config& c, double& best_score,
-                                      double seconds, std::mt19937_64& rng) {
-    const auto until = clock_type::now() + std::chrono::duration<double>(seconds);
+                                      long evaluations, std::mt19937_64& rng) {
     grid g = best.pipelines();
     const int replicas = static_cast<int>(g.size());
     std::uniform_int_distribution<int> pick_r(0, replicas - 1), pick_s(0, stages - 1);
-    while (clock_type::now() < until) {
+    for (long i = 0; i < evaluations; ++i) {
         const int r1 = pick_r(rng), s1 = pick_s(rng), r2 = pick_r(rng), s2 = pick_s(rng);
-        if (r1 == r2 && s1 == s2) continue;
+        if (r1 == r2 && s1 == s2) {
+            --i;
+            continue;
+        }
         std::swap(g[std::size_t(r1)][std::size_t(s1)], g[std::size_t(r2)][std::size_t(s2)]);
         strategy::mesh_placement candidate(g);
         const double s = pr.score(candidate, c);
@@ -168,17 +173,17 @@ config choose_config(problem& pr, const strategy::mesh_placement& p, config c, d
 
 int main(int argc, char** argv) {
     std::filesystem::path dir = DTFM_SCENARIO_DIR;
-    double seconds = 5;
+    long evaluations = 400;
     unsigned long long seed = 1;
     double efficiency = 0.3;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--scenarios") dir = argv[i + 1];
-        else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
+        else if (flag == "--evaluations") evaluations = std::atol(argv[i + 1]);
         else if (flag == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
         else if (flag == "--efficiency") efficiency = std::atof(argv[i + 1]);
         else {
-            std::fprintf(stderr, "usage: %s [--scenarios DIR] [--seconds T] [--seed N] [--efficiency E]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--scenarios DIR] [--evaluations N] [--seed N] [--efficiency E]\n", argv[0]);
             return 2;
         }
     }
@@ -208,17 +213,36 @@ int main(int argc, char** argv) {
                 start = random;
                 b = a;
             }
-            const auto placed = local_search(pr, start, plain, b, seconds, rng);
+            const auto placed = local_search(pr, start, plain, b, evaluations, rng);
 
-            // (c): configuration for (b)'s placement, swaps under it, the configuration again.
+            // (c): from (b)'s placement and from device order (region by region in the scenario
+            // files): the configuration, swaps under it, the configuration again; the better wins.
             double c = 0;
-            config chosen = choose_config(pr, placed, plain, c);
-            const auto placed_c = local_search(pr, placed, chosen, c, seconds, rng);
-            chosen = choose_config(pr, placed_c, chosen, c);
+            config chosen;
+            strategy::mesh_placement chosen_placement = placed;
+            for (const auto& from : {placed, sim::default_placement(t, stages)}) {
+                double score = 0;
+                config x = choose_config(pr, from, plain, score);
+                const auto p = local_search(pr, from, x, score, evaluations / 2, rng);
+                x = choose_config(pr, p, x, score);
+                if (score > c) {
+                    c = score;
+                    chosen = x;
+                    chosen_placement = p;
+                }
+            }
 
             rows.push_back({t.name(), a, b, c, chosen.describe(), pr.evaluations});
             std::fprintf(stderr, "%s: a %.0f, b %.0f, c %.0f tokens/s (%s; %ld simulations)\n", t.name().c_str(), a, b, c,
                          chosen.describe().c_str(), pr.evaluations);
+            const auto detail = pr.run(chosen_placement, chosen);
+            std::fprintf(stderr, "  (c): iteration %.2f s, pipeline %.2f s, bubble %.3f, all-reduce of stage 0 %.2f s;"
+                                 " the critical path ends with:\n", detail.iteration_seconds, detail.pipeline_seconds,
+                         detail.bubble_fraction, detail.allreduce_seconds[0]);
+            const auto& path = detail.critical_path;
+            for (std::size_t i = path.size() > 3 ? path.size() - 3 : 0; i < path.size(); ++i)
+                std::fprintf(stderr, "    %.3f-%.3f s  %s: %s\n", path[i].start, path[i].end, path[i].resource.c_str(),
+                             path[i].what.c_str());
         }
     } catch (const dtfm::error& e) {
         std::fprintf(stderr, "dtfm_sim_paper: %s\n", e.what());
