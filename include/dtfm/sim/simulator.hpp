@@ -57,7 +57,7 @@ namespace dtfm::sim {
 
 // How a message of n fp32 values travels: its size on the wire (a real compressor's
 // max_payload_bytes, so the simulated bytes are the sent bytes) and the throughput, in input bytes
-// per second, of its encode and (separately) of its decode.
+// per second, of its encode and (separately) of its decode. By default a codec costs no time.
 struct codec {
     std::string name = "none";
     std::function<std::size_t(std::size_t)> payload_bytes;
@@ -95,7 +95,7 @@ inline const char* to_string(allreduce_kind k) {
 
 struct sim_options {
     int microbatches = 1;    // M, per replica per iteration
-    double efficiency = 0.3;  // achieved fraction of each device's peak_tflops
+    double efficiency = 0.3;  // achieved fraction of each device's peak_tflops (default 30%)
     std::vector<link_rule> pipeline_links;
     allreduce_kind allreduce = allreduce_kind::ring;
     codec allreduce_codec = codec::none();  // compressed, and hierarchical's inter-region phase

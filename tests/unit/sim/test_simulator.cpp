@@ -130,6 +130,20 @@ TEST_CASE("simulator: ring all-reduce takes 2(R-1) steps of latency plus a segme
     REQUIRE(r.critical_path.back().what.find("ring all-reduce of stage 0, step 5") != std::string::npos);
 }
 
+TEST_CASE("simulator: a ring with one slow link takes 2(R-1) steps of that link", "[sim][simulator]") {
+    // Four replicas, no latency, 5 Gbit/s everywhere but 0.5 Gbit/s on 0→1: the slow link carries
+    // one segment per step and is never idle, so the ring ends after 6 of its transfers.
+    std::vector<plan::device> devices;
+    for (int i = 0; i < 4; ++i) devices.push_back({"gpu" + std::to_string(i), "r0", "test", 1e6, 0});
+    std::vector<double> delay(16, 0), bw(16, 5);
+    bw[0 * 4 + 1] = 0.5;
+    const auto t = plan::topology::from_matrices(devices, delay, bw);
+    const auto model = small_model(1);
+    const auto r = simulate(t, 1, model, exact(1));
+    const double segment = 4.0 * double(block_parameters(model)) / 4;
+    REQUIRE(r.allreduce_seconds.at(0) == Approx(6 * segment * 8 / 0.5e9).epsilon(1e-9));
+}
+
 TEST_CASE("simulator: two-phase compressed all-reduce by hand, with and without a NIC cap", "[sim][simulator]") {
     const auto t = uniform_topology(4, 3, 2, 1e6);
     const auto model = small_model(1);
