@@ -44,7 +44,7 @@ plan::topology two_regions() {
 sim::gpt_config one_block() {
     sim::gpt_config c;
     c.layers = 1;
-    c.d_model = 64;
+    c.d_model = 16;  // 3,280 parameters: the collectives' arithmetic is negligible even unoptimised
     c.heads = 4;
     c.sequence = 16;
     c.vocab = 0;
@@ -82,8 +82,23 @@ double measured_ms(Make make) {
     return std::chrono::duration<double, std::milli>(last - first).count();
 }
 
+// Under a sanitizer every thread runs several times slower and wakes late, so only the lower bound
+// is checked there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool timing_is_meaningful = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool timing_is_meaningful = false;
+#else
+constexpr bool timing_is_meaningful = true;
+#endif
+#else
+constexpr bool timing_is_meaningful = true;
+#endif
+
 bool measured_near(double measured, double predicted) {
-    return measured >= predicted - 1 && measured < predicted + std::max(50.0, 0.5 * predicted);
+    if (measured < predicted - 1) return false;
+    return !timing_is_meaningful || measured < predicted + std::max(50.0, 0.5 * predicted);
 }
 
 }  // namespace
