@@ -87,6 +87,12 @@ inline std::size_t boundary_elements(const gpt_config& c) {
            static_cast<std::size_t>(c.d_model);
 }
 
+// Their fp32 bytes: what crosses the boundary uncompressed (a compressor's payload replaces it).
+inline double boundary_bytes(const gpt_config& c) { return sizeof(float) * static_cast<double>(boundary_elements(c)); }
+
+// The fp32 gradient of a stage: what its data-parallel all-reduce averages (DT-FM's c_dp).
+inline double gradient_bytes(const stage_cost& st) { return sizeof(float) * static_cast<double>(st.parameters); }
+
 // Korthikanti et al. eq. (1): s·b·d·(34 + 5·a·s/d) bytes per block at 16-bit activations, scaled to
 // activation_bytes.
 inline double block_activation_bytes(const gpt_config& c) {

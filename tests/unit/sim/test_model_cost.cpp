@@ -23,6 +23,7 @@ TEST_CASE("model cost: block FLOPs, parameters and boundary size by hand", "[sim
     REQUIRE(embedding_parameters(c) == (100 + 16) * 64);
     REQUIRE(head_parameters(c) == 100 * 64 + 2 * 64);
     REQUIRE(boundary_elements(c) == 2 * 16 * 64);
+    REQUIRE(boundary_bytes(c) == 4.0 * 2 * 16 * 64);
     // s·b·d·(34 + 5·a·s/d) at 16-bit activations: 16·2·64·(34 + 5) bytes
     REQUIRE(block_activation_bytes(c) == Approx(16.0 * 2 * 64 * 39));
 }
@@ -43,7 +44,7 @@ TEST_CASE("model cost: GPT-3 1.3B has about 1.4 billion parameters in 8 stages",
     REQUIRE(st[7].head);
     REQUIRE(st[7].forward_flops == Approx(3 * block_forward_flops(c) + head_forward_flops(c)));
     // The fp32 gradient of a middle stage is DT-FM's c_dp (0.65 GB) to within 10%.
-    REQUIRE(4.0 * static_cast<double>(st[3].parameters) == Approx(0.65e9).epsilon(0.1));
+    REQUIRE(gradient_bytes(st[3]) == Approx(0.65e9).epsilon(0.1));
 }
 
 TEST_CASE("model cost: layers split evenly, the first stages take the remainder", "[sim][model_cost]") {
