@@ -29,8 +29,9 @@ using namespace dtfm;
 
 // Encode (and decode) throughputs of the host codecs measured by dtfm_bench_compress on one core
 // at 16M values (docs/benchmarks.md): fp16, q8 and q4 run at about memcpy speed, cocktail slower.
-constexpr double cast_quantize_bytes_per_s = 15e9;
-constexpr double cocktail_bytes_per_s = 7e9;
+// --codec-speedup multiplies both (a GPU kernel would run several times faster).
+double cast_quantize_bytes_per_s = 15e9;
+double cocktail_bytes_per_s = 7e9;
 
 constexpr int stages = 8;
 constexpr int global_batch = 1024;
@@ -182,8 +183,13 @@ int main(int argc, char** argv) {
         else if (flag == "--evaluations") evaluations = std::atol(argv[i + 1]);
         else if (flag == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
         else if (flag == "--efficiency") efficiency = std::atof(argv[i + 1]);
+        else if (flag == "--codec-speedup") {
+            const double x = std::atof(argv[i + 1]);
+            cast_quantize_bytes_per_s *= x;
+            cocktail_bytes_per_s *= x;
+        }
         else {
-            std::fprintf(stderr, "usage: %s [--scenarios DIR] [--evaluations N] [--seed N] [--efficiency E]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--scenarios DIR] [--evaluations N] [--seed N] [--efficiency E] [--codec-speedup X]\n", argv[0]);
             return 2;
         }
     }
