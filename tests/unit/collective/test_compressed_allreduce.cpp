@@ -40,11 +40,12 @@ double mean_input(int p, std::size_t i) {
 // Runs `steps` all-reduces of the same input on p ranks and returns the largest gap between the
 // running mean of the estimates and the true average, after each of the given step counts.
 template <class C>
-std::vector<double> running_mean_gaps(int p, std::size_t n, std::vector<int> checkpoints) {
+std::vector<double> running_mean_gaps(int p, std::size_t n, std::vector<int> checkpoints,
+                                      std::size_t slice_bytes = options{}.slice_bytes) {
     std::vector<double> gaps(checkpoints.size(), 0.0);
     std::mutex m;
     run_inproc(p, [&](inproc& t) {
-        compressed_allreduce<C> c(options{.tag = 0, .timeout = 20s});
+        compressed_allreduce<C> c(options{.tag = 0, .timeout = 20s, .slice_bytes = slice_bytes});
         std::vector<double> total(n, 0.0);
         std::vector<float> x(n);
         std::size_t next = 0;
@@ -188,29 +189,7 @@ TEST_CASE("compressed_allreduce in slices is exact with identity and the same ev
 
 TEST_CASE("compressed_allreduce in slices: error feedback makes the running mean converge", "[compressed_allreduce]") {
     // 4000 values on 4 ranks in slices of 100 values: 10 slices a segment, each with its own errors.
-    std::vector<double> gaps(3, 0.0);
-    std::mutex m;
-    const std::vector<int> checkpoints{50, 400, 1600};
-    run_inproc(4, [&](inproc& t) {
-        compressed_allreduce<compress::cocktail<>> c(options{.tag = 0, .timeout = 20s, .slice_bytes = 400});
-        const std::size_t n = 4000;
-        std::vector<double> total(n, 0.0);
-        std::vector<float> x(n);
-        std::size_t next = 0;
-        for (int step = 1; step <= checkpoints.back(); ++step) {
-            for (std::size_t i = 0; i < n; ++i) x[i] = input(t.rank(), i);
-            c.allreduce(t, std::span<float>(x)).wait();
-            for (std::size_t i = 0; i < n; ++i) total[i] += x[i];
-            if (step == checkpoints[next]) {
-                double gap = 0;
-                for (std::size_t i = 0; i < n; ++i) gap = std::max(gap, std::abs(total[i] / step - mean_input(4, i)));
-                std::lock_guard lock(m);
-                gaps[next] = std::max(gaps[next], gap);
-                ++next;
-            }
-        }
-        DTFM_RANK_REQUIRE(c.slices() == 10);
-    });
+    const auto gaps = running_mean_gaps<compress::cocktail<>>(4, 4000, {50, 400, 1600}, 400);
     INFO("gaps after 50, 400, 1600 steps: " << gaps[0] << ", " << gaps[1] << ", " << gaps[2]);
     REQUIRE(gaps[1] < gaps[0] / 3);
     REQUIRE(gaps[2] < gaps[1] / 2);
