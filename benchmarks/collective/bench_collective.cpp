@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -96,6 +97,14 @@ std::vector<float>& buffer() {
     return values;
 }
 
+// The compressed all-reduces' options: the defaults, or slices of DTFM_BENCH_SLICE_BYTES bytes
+// (how the default slice size was chosen; every rank reads the same environment).
+collective::options compressed_options() {
+    collective::options o{};
+    if (const char* s = std::getenv("DTFM_BENCH_SLICE_BYTES")) o.slice_bytes = std::strtoull(s, nullptr, 10);
+    return o;
+}
+
 // The collective of the current benchmark, kept while kind and size stay the same (across
 // repetitions and Google Benchmark's trial runs), so its scratch and error buffers are made and
 // touched by an untimed warm-up call, not inside the timed loop.
@@ -149,7 +158,7 @@ private:
     void use_compressed(Tr& t) {
         // options given: cocktail's explicit default constructor keeps the `prototype = {}` default
         // argument from compiling.
-        auto c = std::make_shared<collective::compressed_allreduce<C>>(collective::options{});
+        auto c = std::make_shared<collective::compressed_allreduce<C>>(compressed_options());
         call_ = [c, &t](std::span<float> d) { c->allreduce(t, d).wait(); };
         ratio_ = [c] { return c->sent().ratio(); };
     }

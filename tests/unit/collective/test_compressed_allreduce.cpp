@@ -1,6 +1,7 @@
 // collective::compressed_allreduce<C> on the in-process transport: exact with identity, identical
 // results on every rank, error feedback at worker and server making the running mean of the
-// estimates exact (cocktail, quantize, sign), and the bytes it saves.
+// estimates exact (cocktail, quantize, sign), the bytes it saves, and the same in many slices (a
+// checkpoint of every slice's error restores bit-identically).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/compress/quantize.hpp"
 #include "dtfm/compress/sign.hpp"
+#include "dtfm/train/checkpoint.hpp"
 #include "dtfm/transport/inproc.hpp"
 #include "../../support/rank_check.hpp"
 
@@ -38,11 +40,12 @@ double mean_input(int p, std::size_t i) {
 // Runs `steps` all-reduces of the same input on p ranks and returns the largest gap between the
 // running mean of the estimates and the true average, after each of the given step counts.
 template <class C>
-std::vector<double> running_mean_gaps(int p, std::size_t n, std::vector<int> checkpoints) {
+std::vector<double> running_mean_gaps(int p, std::size_t n, std::vector<int> checkpoints,
+                                      std::size_t slice_bytes = options{}.slice_bytes) {
     std::vector<double> gaps(checkpoints.size(), 0.0);
     std::mutex m;
     run_inproc(p, [&](inproc& t) {
-        compressed_allreduce<C> c(options{.tag = 0, .timeout = 20s});
+        compressed_allreduce<C> c(options{.tag = 0, .timeout = 20s, .slice_bytes = slice_bytes});
         std::vector<double> total(n, 0.0);
         std::vector<float> x(n);
         std::size_t next = 0;
@@ -153,6 +156,92 @@ TEST_CASE("compressed_allreduce raises timeout_error when a server never answers
         if (t.rank() == 1) return;
         compressed_allreduce<compress::quantize<4>> c(options{.tag = 0, .timeout = 200ms});
         std::vector<float> x(100, 1.0f);
+        const auto start = std::chrono::steady_clock::now();
+        DTFM_RANK_REQUIRE_THROWS_AS(c.allreduce(t, std::span<float>(x)).wait(), dtfm::timeout_error);
+        DTFM_RANK_REQUIRE(std::chrono::steady_clock::now() - start < 2 * 200ms + 200ms);
+    });
+}
+
+TEST_CASE("compressed_allreduce in slices is exact with identity and the same everywhere with cocktail", "[compressed_allreduce]") {
+    for (int p : {2, 3, 4}) {
+        for (std::size_t n : {std::size_t{7}, std::size_t{1001}, std::size_t{5000}}) {
+            std::vector<std::vector<float>> out(static_cast<std::size_t>(p));
+            run_inproc(p, [&](inproc& t) {
+                // 64 values a slice: up to 27 slices a segment, the last ones a value shorter.
+                const options o{.tag = 0, .timeout = 10s, .slice_bytes = 64 * sizeof(float)};
+                compressed_allreduce<compress::identity> exact(o);
+                compressed_allreduce<compress::cocktail<>> cocktail(options{.tag = 8, .timeout = 10s, .slice_bytes = o.slice_bytes});
+                std::vector<float> x(n);
+                for (std::size_t i = 0; i < n; ++i) x[i] = input(t.rank(), i);
+                exact.allreduce(t, std::span<float>(x)).wait();
+                DTFM_RANK_REQUIRE(exact.slices() == std::max<std::size_t>(1, ((n + p - 1) / p + 63) / 64));
+                for (std::size_t i = 0; i < n; ++i) DTFM_RANK_REQUIRE(std::abs(x[i] - mean_input(p, i)) <= 1e-5);
+                for (int step = 0; step < 3; ++step) {
+                    for (std::size_t i = 0; i < n; ++i) x[i] = input(t.rank(), i) * static_cast<float>(step + 1);
+                    cocktail.allreduce(t, std::span<float>(x)).wait();
+                }
+                out[static_cast<std::size_t>(t.rank())] = x;
+            });
+            for (auto& o : out) REQUIRE(o == out[0]);
+        }
+    }
+}
+
+TEST_CASE("compressed_allreduce in slices: error feedback makes the running mean converge", "[compressed_allreduce]") {
+    // 4000 values on 4 ranks in slices of 100 values: 10 slices a segment, each with its own errors.
+    const auto gaps = running_mean_gaps<compress::cocktail<>>(4, 4000, {50, 400, 1600}, 400);
+    INFO("gaps after 50, 400, 1600 steps: " << gaps[0] << ", " << gaps[1] << ", " << gaps[2]);
+    REQUIRE(gaps[1] < gaps[0] / 3);
+    REQUIRE(gaps[2] < gaps[1] / 2);
+    REQUIRE(gaps[2] < 0.1);
+}
+
+TEST_CASE("compressed_allreduce in slices restores every slice's error from a checkpoint", "[compressed_allreduce]") {
+    const int p = 3;
+    const std::size_t n = 3000;
+    const options o{.tag = 0, .timeout = 10s, .slice_bytes = 256};
+    std::vector<std::vector<float>> whole(p), resumed(p);
+    run_inproc(p, [&](inproc& t) {
+        auto step_input = [&](std::vector<float>& x, int step) {
+            for (std::size_t i = 0; i < n; ++i) x[i] = input(t.rank(), i) * static_cast<float>(step % 3 + 1);
+        };
+        std::vector<float> x(n);
+        dtfm::train::checkpoint saved;
+        {
+            compressed_allreduce<compress::cocktail<>> c(o);
+            for (int step = 0; step < 6; ++step) {
+                if (step == 3) {
+                    dtfm::train::checkpoint_saver s(saved, "c/");
+                    c.serialize(s);
+                }
+                step_input(x, step);
+                c.allreduce(t, std::span<float>(x)).wait();
+            }
+            whole[static_cast<std::size_t>(t.rank())] = x;
+        }
+        compressed_allreduce<compress::cocktail<>> c(o);
+        dtfm::train::checkpoint_loader l(saved, "c/");
+        c.serialize(l);
+        DTFM_RANK_REQUIRE(c.step() == 3);
+        for (int step = 3; step < 6; ++step) {
+            step_input(x, step);
+            c.allreduce(t, std::span<float>(x)).wait();
+        }
+        resumed[static_cast<std::size_t>(t.rank())] = x;
+        DTFM_RANK_REQUIRE(c.slices() == 16);  // 1000 values a segment, 64 a slice
+        // A checkpoint restores only into a call of the same size and slicing.
+        compressed_allreduce<compress::cocktail<>> other(options{.tag = 8, .timeout = 10s, .slice_bytes = 2048});
+        other.serialize(l);
+        DTFM_RANK_REQUIRE_THROWS_AS(other.allreduce(t, std::span<float>(x)).wait(), dtfm::error);
+    });
+    for (int r = 0; r < p; ++r) REQUIRE(resumed[static_cast<std::size_t>(r)] == whole[static_cast<std::size_t>(r)]);
+}
+
+TEST_CASE("compressed_allreduce in slices raises timeout_error when a server never answers", "[compressed_allreduce]") {
+    run_inproc(3, [&](inproc& t) {
+        compressed_allreduce<compress::quantize<4>> c(options{.tag = 0, .timeout = 200ms, .slice_bytes = 64});
+        std::vector<float> x(3000, 1.0f);
+        if (t.rank() == 1) return;  // never joins
         const auto start = std::chrono::steady_clock::now();
         DTFM_RANK_REQUIRE_THROWS_AS(c.allreduce(t, std::span<float>(x)).wait(), dtfm::timeout_error);
         DTFM_RANK_REQUIRE(std::chrono::steady_clock::now() - start < 2 * 200ms + 200ms);
