@@ -13,7 +13,7 @@ out="$build/convergence"
 mkdir -p "$out"
 common=(--stages 2 --replicas 2 --steps "$steps" --micro-batches 2 --micro-batch 4 --eval-every 20
         --model tiny --gbps 10 --delay-ms 0.1 --seed 1)
-for mode in none dtfm; do
+for mode in dtfm none; do
     echo "== compress $mode" >&2
     "$build/examples/dtfm-train" "${common[@]}" --compress "$mode" --warmup-iterations 20 \
         --report "$out/$mode.json" --metrics "$out/$mode.jsonl"
