@@ -159,9 +159,12 @@ train::run_summary train_with_compression(World& world, const settings& s, const
         using PP = strategy::pipeline_parallel<schedule::one_f_one_b, fwd, bwd>;
         // CocktailSGD compresses the model's change since the last sync, not the gradient: each
         // replica takes its own AdamW step, then the replicas average the step's change through
-        // cocktail with error feedback (local_sgd<1>). A sparse gradient fed to Adam instead makes
-        // its per-coordinate scaling blow the rare large entries up.
-        using DP = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::local_sgd<1>>;
+        // cocktail with error feedback, and each keeps its unsent residual in its own parameters
+        // (residual_sync<1>). A sparse gradient fed to Adam instead makes its per-coordinate
+        // scaling blow the rare large entries up; the residual held in the collective instead
+        // (local_sgd<1>) delays each coordinate's change by ~the compression ratio in steps, and
+        // Adam overshoots: that run stalled above the uniform loss.
+        using DP = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::residual_sync<1>>;
         const auto budget = static_cast<std::size_t>(s.delta_budget_mib * 1024 * 1024);
         PP pp([budget] { return fwd(budget); }, [] { return bwd(); },
               strategy::pipeline_options{.tag = 0, .timeout = std::chrono::minutes(5), .warmup_iterations = s.warmup_iterations});

@@ -297,6 +297,24 @@ public:
     std::span<const float> worker_error(std::size_t i, std::size_t k = 0) const { return workers_.at(i * slices_ + k).residual(); }
     std::span<const float> server_error(std::size_t k = 0) const { return servers_.at(k).residual(); }
 
+    // Everything this rank's compressor has held back so far, laid out like the all-reduced
+    // buffer: e_i, the part of this rank's contributions not yet sent (zero on its own segment,
+    // which enters the average uncompressed). out must have the buffer's size.
+    void worker_residual(std::span<float> out) const {
+        if (out.size() != size_)
+            throw error("compressed_allreduce::worker_residual: " + std::to_string(out.size()) + " values, the buffer has " +
+                        std::to_string(size_));
+        for (std::size_t i = 0; i < parts_; ++i) {
+            for (std::size_t k = 0; k < slices_; ++k) {
+                const auto g = slice_of(i, k);
+                const std::span<const float> r = workers_[slot(i, k)].residual();
+                float* to = out.data() + g.begin;
+                if (r.size() == g.size) std::copy(r.begin(), r.end(), to);
+                else std::fill(to, to + g.size, 0.0f);
+            }
+        }
+    }
+
 private:
     // Long enough not to spin, short enough that a ready item waits little behind the one watched.
     static constexpr std::chrono::microseconds poll_interval{500};

@@ -96,6 +96,59 @@ struct local_sgd : detail::periodic_sync<H> {
     }
 };
 
+// Model averaging through a compressing collective in which every replica keeps what its
+// compressor held back in its own parameters (CocktailSGD's local models). Every H steps the
+// replicas send their change since the last sync, Δ_i, through the collective (which adds its
+// worker error e_i); the consensus becomes x̂ ← x̂ − mean C(Δ_i + e_i) and each replica sets
+// θ_i = x̂ − e_i with its new residual. Its optimizer so sees its own updates at once. With
+// local_sgd<H> over the same collective the unsent part waits in the collective instead, for
+// about as many steps as the compression ratio, and Adam keeps pushing on coordinates whose
+// change has not landed yet: training from scratch then stalls or diverges.
+// Replicas differ by their residuals (bounded by what the compressor sends); x̂ is what they agree
+// on. Needs a collective that reports its residual (compressed_allreduce).
+template <int H = 1>
+struct residual_sync {
+    static_assert(H >= 1, "sync every H ≥ 1 steps");
+    static constexpr int period = H;
+
+    template <class Collective, class T, class Optimizer>
+    bool step(Collective& c, T& t, std::span<float> params, std::span<float> grads, Optimizer& inner) {
+        static_assert(requires(const Collective& k, std::span<float> out) { k.worker_residual(out); },
+                      "residual_sync needs a collective with worker_residual() (compressed_allreduce)");
+        if (anchor_.size() != params.size()) {
+            anchor_.assign(params.begin(), params.end());
+            consensus_.assign(params.begin(), params.end());
+        }
+        inner.step(params, std::span<const float>(grads));
+        if (++since_sync_ < H) return false;
+        since_sync_ = 0;
+        delta_.resize(params.size());
+        for (std::size_t i = 0; i < params.size(); ++i) delta_[i] = anchor_[i] - params[i];
+        c.allreduce(t, std::span<float>(delta_)).wait();
+        c.worker_residual(std::span<float>(anchor_));  // anchor_ holds e_i for a moment
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            consensus_[i] -= delta_[i];
+            params[i] = consensus_[i] - anchor_[i];
+        }
+        std::copy(params.begin(), params.end(), anchor_.begin());
+        return true;
+    }
+
+    // The parameters every replica agrees on, x̂ (empty before the first step).
+    std::span<const float> consensus() const noexcept { return consensus_; }
+
+    template <class Archive>
+    void serialize(Archive& a) {
+        a.values("anchor", anchor_);
+        a.values("consensus", consensus_);
+        a.value("since_sync", since_sync_);
+    }
+
+private:
+    std::vector<float> anchor_, consensus_, delta_;
+    int since_sync_ = 0;
+};
+
 template <int H, concepts::optimizer Outer = optim::sgd>
 struct diloco : detail::periodic_sync<H> {
     // DiLoCo's outer optimizer: SGD, lr 0.7, Nesterov momentum 0.9.

@@ -1,7 +1,8 @@
 // strategy::data_parallel on the in-process transport: every_step matches full-batch gradient
 // descent, local_sgd<1> and diloco with a plain outer step match it too, and on a least-squares
 // problem split over 4 ranks, cocktail compression (≥ 50×) reaches the uncompressed loss within
-// 1 % and DiLoCo H = 20 within 2 %.
+// 1 % and DiLoCo H = 20 within 2 %; residual_sync keeps each rank's unsent residual in its
+// parameters and its consensus is what the ranks agree on.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -53,6 +54,9 @@ outcome train(int ranks, std::size_t features, std::size_t rows, int steps, floa
             dp.step(t, std::span<float>(x), std::span<float>(g), inner);
         }
         finals[static_cast<std::size_t>(t.rank())] = x;
+        // residual_sync's model is the consensus; each rank's parameters add its unsent residual.
+        if constexpr (requires { dp.sync().consensus(); })
+            finals[static_cast<std::size_t>(t.rank())].assign(dp.sync().consensus().begin(), dp.sync().consensus().end());
         if constexpr (requires { dp.collective().sent(); })
             if (t.rank() == 0) out.ratio = dp.collective().sent().ratio();
     });
@@ -124,6 +128,38 @@ TEST_CASE("data_parallel syncs every H steps with local_sgd and diloco", "[data_
     });
 }
 
+// residual_sync keeps each rank's unsent residual in its parameters: without compression the
+// residual is zero and it is plain gradient descent; with cocktail every rank's θ + e is the
+// consensus x̂, the same on every rank.
+TEST_CASE("data_parallel residual_sync: exact without compression, consensus plus residual with cocktail", "[data_parallel]") {
+    const auto every = train<exact>(3, 48, 64, 12, 0.1f);
+    const auto lossless = train<strategy::data_parallel<collective::compressed_allreduce, compress::identity, strategy::residual_sync<1>>>(
+        3, 48, 64, 12, 0.1f);
+    REQUIRE(lossless.replicas_equal);
+    for (std::size_t i = 0; i < every.x.size(); ++i) REQUIRE(lossless.x[i] == Approx(every.x[i]).margin(1e-4));
+
+    const std::size_t n = 4096;
+    std::vector<std::vector<float>> consensus(3), params(3);
+    run_inproc(3, [&](inproc& t) {
+        strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::residual_sync<2>> dp;
+        sgd inner(sgd_options{.lr = 0.1f});
+        std::vector<float> x(n, 0.5f), g(n), e(n);
+        for (int s = 1; s <= 6; ++s) {
+            for (std::size_t i = 0; i < n; ++i) g[i] = std::sin(0.001f * static_cast<float>((i + 1) * (t.rank() + 1) * s));
+            DTFM_RANK_REQUIRE(dp.step(t, std::span<float>(x), std::span<float>(g), inner) == (s % 2 == 0));
+        }
+        dp.collective().worker_residual(std::span<float>(e));
+        const auto c = dp.sync().consensus();
+        DTFM_RANK_REQUIRE(c.size() == n);
+        for (std::size_t i = 0; i < n; ++i) DTFM_RANK_REQUIRE(x[i] + e[i] == Approx(c[i]).margin(1e-6));
+        consensus[static_cast<std::size_t>(t.rank())].assign(c.begin(), c.end());
+        params[static_cast<std::size_t>(t.rank())] = x;
+    });
+    REQUIRE(consensus[0] == consensus[1]);
+    REQUIRE(consensus[0] == consensus[2]);
+    REQUIRE(params[0] != params[1]);  // the residuals differ: cocktail held different values back
+}
+
 // Issue 5's convergence criteria. 16384 features over 4 ranks of 8192 rows: each rank serves a
 // 4096-value segment, large enough for cocktail's default (10 % random, top 20 %, 4 bits) to
 // compress about 90×. Same recipe for every run: plain SGD, lr 0.02, 3000 steps.
@@ -134,12 +170,20 @@ TEST_CASE("data_parallel convergence: cocktail within 1 percent, DiLoCo H=20 wit
     const auto full = train<exact>(4, features, rows, steps, lr);
     const auto cocktail = train<strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>>>(4, features, rows, steps, lr);
     const auto diloco = train<strategy::data_parallel<collective::ring, compress::identity, strategy::diloco<20>>>(4, features, rows, steps, lr);
-    std::printf("least squares, 4 ranks, %d steps: uncompressed %.5f, cocktail %.5f (%.1fx fewer bytes), diloco H=20 %.5f\n",
-                steps, full.loss, cocktail.loss, cocktail.ratio, diloco.loss);
+    const auto residual = train<strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::residual_sync<1>>>(
+        4, features, rows, steps, lr);
+    std::printf("least squares, 4 ranks, %d steps: uncompressed %.5f, cocktail %.5f (%.1fx fewer bytes), cocktail with residual_sync %.5f, "
+                "diloco H=20 %.5f\n",
+                steps, full.loss, cocktail.loss, cocktail.ratio, residual.loss, diloco.loss);
     INFO("uncompressed " << full.loss << ", cocktail " << cocktail.loss << " (ratio " << cocktail.ratio << "), diloco " << diloco.loss);
     REQUIRE(full.loss < 0.08);  // trained: from about 4.1 at x = 0 towards the noise floor 0.0625
     REQUIRE(cocktail.ratio >= 50);
     REQUIRE(cocktail.loss <= 1.01 * full.loss);
+    // residual_sync is for adaptive optimizers (dtfm-train's AdamW, where local_sgd<1> stalls). Under
+    // plain SGD on shards this underdetermined (2048 rows for 16384 features) each rank's residual
+    // leans towards its own shard's solution, and the consensus lands about 1.33× above: a weaker
+    // bar, stated as measured.
+    REQUIRE(residual.loss <= 1.4 * full.loss);
     REQUIRE(diloco.loss <= 1.02 * full.loss);
     REQUIRE(cocktail.replicas_equal);
     REQUIRE(diloco.replicas_equal);
@@ -166,3 +210,4 @@ TEST_CASE("data_parallel decentralized: gossip on a ring tracks the all-reduce r
     REQUIRE(plain.loss <= 1.02 * full.loss);
     REQUIRE(compressed.loss <= 1.02 * full.loss);
 }
+
