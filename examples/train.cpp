@@ -6,7 +6,7 @@
 // CocktailSGD's compressed all-reduce; --compress none sends fp32 everywhere.
 //
 //   dtfm-train [--stages 2] [--replicas 2] [--steps 200] [--micro-batches 4] [--micro-batch 8]
-//              [--model tiny|small] [--compress none|dtfm] [--transport inproc|mpi]
+//              [--model tiny|small] [--compress none|dtfm|pipeline|data-parallel] [--transport inproc|mpi]
 //              [--topology FILE] [--plan FILE] [--gbps 10] [--delay-ms 0.1] [--time-scale 1]
 //              [--report FILE] [--metrics FILE] [--checkpoint DIR] [--resume] [--text FILE]
 #include <CLI/CLI.hpp>
@@ -20,80 +20,31 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
-#include "dtfm/collective/compressed_allreduce.hpp"
-#include "dtfm/collective/ring_allreduce.hpp"
-#include "dtfm/compress/cocktail.hpp"
-#include "dtfm/compress/delta.hpp"
-#include "dtfm/compress/identity.hpp"
-#include "dtfm/compress/quantize.hpp"
-#include "dtfm/data/markov.hpp"
-#include "dtfm/data/text_corpus.hpp"
 #include "dtfm/nn/gemm.hpp"
-#include "dtfm/nn/gpt_stage.hpp"
-#include "dtfm/optim/adamw.hpp"
-#include "dtfm/optim/schedule.hpp"
 #include "dtfm/plan/plan_file.hpp"
 #include "dtfm/plan/topology.hpp"
-#include "dtfm/schedule/one_f_one_b.hpp"
-#include "dtfm/strategy/data_parallel.hpp"
-#include "dtfm/strategy/hybrid.hpp"
-#include "dtfm/strategy/pipeline_parallel.hpp"
-#include "dtfm/train/trainer.hpp"
 #include "dtfm/transport/inproc.hpp"
 #include "dtfm/transport/throttled.hpp"
 #ifdef DTFM_TRAIN_WITH_MPI
 #include "dtfm/transport/mpi.hpp"
 #include "dtfm/transport/mpi_environment.hpp"
 #endif
+#include "support/gpt_run.hpp"
 
 namespace {
 
 using namespace dtfm;
+using examples::corpus_type;
 
-struct settings {
-    int stages = 2, replicas = 2;
-    std::uint64_t steps = 200;
-    int microbatches = 4, micro_batch = 8;
-    std::string model = "tiny", compress = "none", transport = "inproc";
-    std::string topology, plan, report, metrics, checkpoint, text;
+struct settings : examples::run_settings {
+    std::string transport = "inproc";
+    std::string topology, plan, report, metrics;
     double gbps = 10, delay_ms = 0.1, time_scale = 1;
-    bool resume = false;
-    std::uint64_t eval_every = 50, checkpoint_every = 0;
-    int warmup_iterations = 20;  // uncompressed pipeline iterations before AC-SGD starts
-    float lr = 3e-3f;
-    std::uint64_t train_samples = 4096, seed = 1;
-    double delta_budget_mib = 256;  // AC-SGD activation cache per boundary side
 };
 
-// The corpus: a Markov source over 32 tokens (order 2, a known entropy floor) or a text file.
-using corpus_type = std::variant<data::markov_source, data::text_corpus>;
-
-corpus_type make_corpus(const settings& s) {
-    if (!s.text.empty()) return data::text_corpus::load(s.text);
-    return data::markov_source(32, 2, 3, s.seed);
-}
-
-int corpus_vocab(const corpus_type& c) {
-    return std::visit([](const auto& x) { return static_cast<int>(x.vocab()); }, c);
-}
-
-double entropy_floor(const corpus_type& c, int context) {
-    if (const auto* m = std::get_if<data::markov_source>(&c)) return m->loss_floor(context);
-    return std::nan("");  // unknown for a text file
-}
-
-nn::gpt_config model_config(const settings& s, const corpus_type& corpus) {
-    nn::gpt_config c;
-    if (s.model == "tiny") c = nn::gpt_config::tiny();
-    else if (s.model == "small") c = nn::gpt_config::small();
-    else throw config_error("--model must be tiny or small, got " + s.model);
-    c.vocab = static_cast<std::size_t>(corpus_vocab(corpus));
-    c.seed = s.seed;
-    return c;
-}
+double entropy_floor(const corpus_type& c, const settings& s) { return examples::entropy_floor(c, s); }
 
 strategy::mesh_placement placement_of(const settings& s) {
     auto p = s.plan.empty() ? strategy::mesh_placement::default_order(s.stages, s.replicas) : plan::load_placement(s.plan);
@@ -113,64 +64,9 @@ transport::link_model links_of(const settings& s) {
     return m;
 }
 
-// One training run on this rank, with the strategy types --compress chose.
-template <class PP, class DP, class World>
-train::run_summary train_rank(World& world, const settings& s, const corpus_type& corpus, PP pp, std::ostream* metrics) {
-    const auto placement = placement_of(s);
-    const auto cfg = model_config(s, corpus);
-    const int stage_index = placement.stage_of(world.rank());
-    const int slots = schedule::one_f_one_b::in_flight(stage_index, s.stages, s.microbatches);
-    nn::gpt_stage stage(cfg, stage_index, s.stages, s.micro_batch, slots);
-
-    train::trainer_options o;
-    o.steps = s.steps;
-    o.microbatches = s.microbatches;
-    o.micro_batch = s.micro_batch;
-    o.context = static_cast<int>(cfg.context);
-    o.train_samples = s.train_samples;
-    o.seed = s.seed;
-    o.eval_every = s.eval_every;
-    o.eval_microbatches = 2;
-    o.checkpoint_dir = s.checkpoint;
-    o.checkpoint_every = s.checkpoint_every;
-    o.resume = s.resume;
-    o.metrics = metrics;
-    o.entropy_floor = entropy_floor(corpus, static_cast<int>(cfg.context));
-    const optim::warmup_cosine lr{.peak_lr = s.lr, .min_lr = s.lr / 10, .warmup_steps = std::min<std::size_t>(20, s.steps), .total_steps = s.steps};
-    lr.validate();
-    o.learning_rate = [lr](std::uint64_t step) { return static_cast<double>(lr(step)); };
-
-    train::trainer<strategy::hybrid<PP, DP>> trainer(strategy::hybrid<PP, DP>(placement, std::move(pp), DP()), o);
-    optim::adamw optimizer(optim::adamw_options{.lr = s.lr, .weight_decay = 0.01f});
-    return std::visit([&](const auto& c) { return trainer.run(world, stage, optimizer, c); }, corpus);
-}
-
 template <class World>
 train::run_summary train_with_compression(World& world, const settings& s, const corpus_type& corpus, std::ostream* metrics) {
-    using identity = compress::identity;
-    if (s.compress == "none") {
-        using PP = strategy::pipeline_parallel<schedule::one_f_one_b>;
-        using DP = strategy::data_parallel<collective::ring, identity>;
-        return train_rank<PP, DP>(world, s, corpus, PP(), metrics);
-    }
-    if (s.compress == "dtfm") {
-        using fwd = compress::delta<compress::quantize<4>>;
-        using bwd = compress::quantize<8>;
-        using PP = strategy::pipeline_parallel<schedule::one_f_one_b, fwd, bwd>;
-        // CocktailSGD compresses the model's change since the last sync, not the gradient: each
-        // replica takes its own AdamW step, then the replicas average the step's change through
-        // cocktail with error feedback, and each keeps its unsent residual in its own parameters
-        // (residual_sync<1>). A sparse gradient fed to Adam instead makes its per-coordinate
-        // scaling blow the rare large entries up; the residual held in the collective instead
-        // (local_sgd<1>) delays each coordinate's change by ~the compression ratio in steps, and
-        // Adam overshoots: that run stalled above the uniform loss.
-        using DP = strategy::data_parallel<collective::compressed_allreduce, compress::cocktail<>, strategy::residual_sync<1>>;
-        const auto budget = static_cast<std::size_t>(s.delta_budget_mib * 1024 * 1024);
-        PP pp([budget] { return fwd(budget); }, [] { return bwd(); },
-              strategy::pipeline_options{.tag = 0, .timeout = std::chrono::minutes(5), .warmup_iterations = s.warmup_iterations});
-        return train_rank<PP, DP>(world, s, corpus, std::move(pp), metrics);
-    }
-    throw config_error("--compress must be none or dtfm, got " + s.compress);
+    return examples::train_gpt_compressed(world, s, placement_of(s), corpus, metrics);
 }
 
 void write_report(const settings& s, const corpus_type& corpus, const train::run_summary& r) {
@@ -181,7 +77,7 @@ void write_report(const settings& s, const corpus_type& corpus, const train::run
     j["seconds"] = r.seconds;
     j["final_loss"] = std::isfinite(r.final_loss) ? nlohmann::json(r.final_loss) : nlohmann::json(nullptr);
     j["final_eval_loss"] = std::isfinite(r.final_eval_loss) ? nlohmann::json(r.final_eval_loss) : nlohmann::json(nullptr);
-    const double floor = entropy_floor(corpus, static_cast<int>(model_config(s, corpus).context));
+    const double floor = entropy_floor(corpus, s);
     j["entropy_floor"] = std::isfinite(floor) ? nlohmann::json(floor) : nlohmann::json(nullptr);
     j["bytes_sent"] = r.last.bytes_sent;
     j["bytes_sent_pipeline"] = r.last.bytes_sent_pipeline;
@@ -203,7 +99,7 @@ void write_report(const settings& s, const corpus_type& corpus, const train::run
 }
 
 void print_summary(const settings& s, const corpus_type& corpus, const train::run_summary& r) {
-    const double floor = entropy_floor(corpus, static_cast<int>(model_config(s, corpus).context));
+    const double floor = entropy_floor(corpus, s);
     std::printf("dtfm-train: %d stages x %d replicas, %s, compress %s: %llu steps in %.1f s, %.0f tokens/s\n", s.stages, s.replicas,
                 s.transport.c_str(), s.compress.c_str(), static_cast<unsigned long long>(r.steps), r.seconds, r.tokens_per_s);
     std::printf("  final loss %.4f, eval loss %.4f (entropy floor %.4f), %.1f MB sent, compression %.1fx\n", r.final_loss,
@@ -221,7 +117,8 @@ int main(int argc, char** argv) {
     app.add_option("--micro-batches", s.microbatches, "micro-batches per step")->check(CLI::Range(1, 1024));
     app.add_option("--micro-batch", s.micro_batch, "sequences per micro-batch")->check(CLI::Range(1, 4096));
     app.add_option("--model", s.model, "tiny or small")->check(CLI::IsMember({"tiny", "small"}));
-    app.add_option("--compress", s.compress, "none or dtfm")->check(CLI::IsMember({"none", "dtfm"}));
+    app.add_option("--compress", s.compress, "none, dtfm, or one half of dtfm: pipeline or data-parallel")
+        ->check(CLI::IsMember({"none", "dtfm", "pipeline", "data-parallel"}));
     app.add_option("--transport", s.transport, "inproc or mpi")->check(CLI::IsMember({"inproc", "mpi"}));
     app.add_option("--topology", s.topology, "scenario JSON: per-pair delay and bandwidth")->check(CLI::ExistingFile);
     app.add_option("--plan", s.plan, "plan file: {\"pipelines\": [[device per stage] per replica]}")->check(CLI::ExistingFile);
@@ -247,7 +144,7 @@ int main(int argc, char** argv) {
     try {
         if (s.resume && s.checkpoint.empty()) throw config_error("--resume needs --checkpoint DIR");
         nn::set_blas_threads(1);  // ranks are threads or processes: one BLAS thread each
-        const corpus_type corpus = make_corpus(s);
+        const corpus_type corpus = examples::make_corpus(s);
         const int ranks = s.stages * s.replicas;
         std::unique_ptr<std::ofstream> metrics_file;
         if (!s.metrics.empty()) {
