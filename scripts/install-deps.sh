@@ -8,7 +8,7 @@ packages=(
     clang-14 libclang-rt-14-dev
     catch2 libbenchmark-dev
     libopenmpi-dev openmpi-bin
-    libopenblas-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
+    libopenblas-dev nlohmann-json3-dev libcli11-dev libxxhash-dev zlib1g-dev
     python3 python3-matplotlib
     iproute2
 )
