@@ -26,6 +26,7 @@
 #include "dtfm/nn/gpt_stage.hpp"
 #include "dtfm/optim/adamw.hpp"
 #include "dtfm/optim/schedule.hpp"
+#include "dtfm/schedule/gpipe.hpp"
 #include "dtfm/schedule/one_f_one_b.hpp"
 #include "dtfm/strategy/data_parallel.hpp"
 #include "dtfm/strategy/hybrid.hpp"
@@ -83,7 +84,7 @@ train::run_summary train_gpt(World& world, const run_settings& s, const strategy
                              const corpus_type& corpus, PP pp, std::ostream* metrics) {
     const auto cfg = model_config(s, corpus);
     const int stage_index = placement.stage_of(world.rank());
-    const int slots = schedule::one_f_one_b::in_flight(stage_index, s.stages, s.microbatches);
+    const int slots = PP::schedule_type::in_flight(stage_index, s.stages, s.microbatches);
     nn::gpt_stage stage(cfg, stage_index, s.stages, s.micro_batch, slots);
 
     train::trainer_options o;
@@ -110,19 +111,20 @@ train::run_summary train_gpt(World& world, const run_settings& s, const strategy
     return std::visit([&](const auto& c) { return trainer.run(world, stage, optimizer, c); }, corpus);
 }
 
-// The run with the strategies s.compress names (none or dtfm).
-template <class World>
+// The run with the strategies s.compress names, on Schedule (one_f_one_b keeps fewer micro-batches
+// in flight; gpipe pays a link's latency once per step instead of once per micro-batch).
+template <class Schedule = schedule::one_f_one_b, class World>
 train::run_summary train_gpt_compressed(World& world, const run_settings& s, const strategy::mesh_placement& placement,
                                         const corpus_type& corpus, std::ostream* metrics) {
     using identity = compress::identity;
     if (s.compress == "none") {
-        using PP = strategy::pipeline_parallel<schedule::one_f_one_b>;
+        using PP = strategy::pipeline_parallel<Schedule>;
         using DP = strategy::data_parallel<collective::ring, identity>;
         return train_gpt<PP, DP>(world, s, placement, corpus, PP(), metrics);
     }
     using fwd = compress::delta<compress::quantize<4>>;
     using bwd = compress::quantize<8>;
-    using compressed_pp = strategy::pipeline_parallel<schedule::one_f_one_b, fwd, bwd>;
+    using compressed_pp = strategy::pipeline_parallel<Schedule, fwd, bwd>;
     const auto budget = static_cast<std::size_t>(s.delta_budget_mib * 1024 * 1024);
     auto make_pp = [&] {
         return compressed_pp([budget] { return fwd(budget); }, [] { return bwd(); },
@@ -133,7 +135,7 @@ train::run_summary train_gpt_compressed(World& world, const run_settings& s, con
         return train_gpt<compressed_pp, strategy::data_parallel<collective::ring, identity>>(world, s, placement, corpus, make_pp(), metrics);
     }
     if (s.compress == "data-parallel") {
-        using PP = strategy::pipeline_parallel<schedule::one_f_one_b>;
+        using PP = strategy::pipeline_parallel<Schedule>;
         return train_gpt<PP, compressed_dp>(world, s, placement, corpus, PP(), metrics);
     }
     if (s.compress == "dtfm") {

@@ -297,9 +297,10 @@ public:
     std::span<const float> worker_error(std::size_t i, std::size_t k = 0) const { return workers_.at(i * slices_ + k).residual(); }
     std::span<const float> server_error(std::size_t k = 0) const { return servers_.at(k).residual(); }
 
-    // Everything this rank's compressor has held back so far, laid out like the all-reduced
-    // buffer: e_i, the part of this rank's contributions not yet sent (zero on its own segment,
-    // which enters the average uncompressed). out must have the buffer's size.
+    // Everything this rank's compressors have held back so far, laid out like the all-reduced
+    // buffer: on the other ranks' segments its worker error (its own contribution, not yet sent);
+    // on its own segment its server error (the part of the average it has not yet sent back —
+    // its own contribution enters that average uncompressed). out must have the buffer's size.
     void worker_residual(std::span<float> out) const {
         if (out.size() != size_)
             throw error("compressed_allreduce::worker_residual: " + std::to_string(out.size()) + " values, the buffer has " +
@@ -307,7 +308,7 @@ public:
         for (std::size_t i = 0; i < parts_; ++i) {
             for (std::size_t k = 0; k < slices_; ++k) {
                 const auto g = slice_of(i, k);
-                const std::span<const float> r = workers_[slot(i, k)].residual();
+                const std::span<const float> r = i == me_ ? servers_[k].residual() : workers_[slot(i, k)].residual();
                 float* to = out.data() + g.begin;
                 if (r.size() == g.size) std::copy(r.begin(), r.end(), to);
                 else std::fill(to, to + g.size, 0.0f);
@@ -372,6 +373,7 @@ private:
     void size_buffers(std::size_t n, std::size_t parts, std::size_t slices, std::size_t me) {
         size_ = n;
         parts_ = parts;
+        me_ = me;
         slices_ = slices;
         decoder_ = prototype_;
         outgoing_.assign(parts * slices, {});
@@ -399,7 +401,7 @@ private:
 
     compressor_type prototype_;
     options options_;
-    std::size_t size_ = 0, restored_size_ = 0, parts_ = 0, slices_ = 0;
+    std::size_t size_ = 0, restored_size_ = 0, parts_ = 0, slices_ = 0, me_ = 0;
     std::uint64_t step_ = 0;
     traffic traffic_;
     // Indexed segment · slices + slice; the entries of this rank's own segment stay empty.
