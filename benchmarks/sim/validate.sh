@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The simulator against measured runs (issue 7, point 9). Builds dtfm-train and dtfm_sim_validate,
+# then for each configuration below runs dtfm-train on throttled in-process links and compares its
+# measured iteration time with the simulator's prediction for the same configuration, the device
+# speed calibrated from a one-stage, one-replica run without communication. Writes the table into
+# docs/simulation.md and docs/benchmarks.md (between the "simulator validation" markers) and to
+# stdout.
+#
+#   benchmarks/sim/validate.sh [BUILD_DIR]   (default build/release; STEPS=10 REPEAT=2 to change)
+#
+# Measured iteration time: the step-to-step intervals that dtfm-train's report records, leaving
+# out the first step (allocation, first touch) and the last (it also evaluates), pooled over
+# REPEAT runs; the table gives their median and their minimum. The machine is shared, so other
+# work only ever adds time: the minimum is the least disturbed iteration, the median the typical.
+# Calibration: right before each run of a configuration, a one-stage, one-replica run of the same
+# micro-batches without communication; its median interval calibrates the median prediction, its
+# minimum the minimum prediction (FLOP/s = the model's FLOPs per iteration ÷ that time).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build/release}
+steps=${STEPS:-10}
+repeat=${REPEAT:-2}
+out=$(mktemp -d /tmp/dtfm-validate.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+if [[ ! -f "$build/build.ninja" ]]; then cmake --preset release >/dev/null; fi
+cmake --build "$build" -j2 --target dtfm-train dtfm_sim_validate >/dev/null
+train="$build/examples/dtfm-train"
+predict="$build/benchmarks/dtfm_sim_validate"
+export OPENBLAS_NUM_THREADS=1
+
+# Every run: the tiny GPT (5.6M parameters on the 32-token corpus), 2 sequences per micro-batch,
+# fp32 everywhere (--compress none: ring all-reduce of gradients, uncompressed activations). The
+# links are slow enough that communication is most of an iteration, where the shared machine's
+# noise (other builds take the cores our threads compute on) matters least.
+b=2
+# name stages replicas micro-batches gbps delay_ms time_scale
+configs=(
+  "pipeline-10Mbps 2 1 4 0.01 20 1"
+  "data-parallel-100Mbps 1 2 1 0.1 5 1"
+  "hybrid-2x2-50Mbps 2 2 2 0.05 10 1"
+  "pipeline-latency-x4 2 1 8 1 50 4"
+  "hybrid-2x2-scaled-x20 2 2 4 1 2 20"
+)
+
+run_train() {  # stages replicas M gbps delay scale steps report
+  "$train" --stages "$1" --replicas "$2" --micro-batches "$3" --micro-batch "$b" --gbps "$4" --delay-ms "$5" \
+    --time-scale "$6" --steps "$7" --eval-every 0 --report "$8" >/dev/null 2>&1
+}
+
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+for rep in $(seq 1 "$repeat"); do
+  for c in "${configs[@]}"; do
+    read -r name s r m g d x <<<"$c"
+    run_train 1 1 "$m" 10 0 1 6 "$out/cal.$name.$rep.json"
+    run_train "$s" "$r" "$m" "$g" "$d" "$x" "$steps" "$out/$name.$rep.json"
+  done
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+
+cat >"$out/table.py" <<'PY'
+import json, statistics, subprocess, sys
+out, predict, b, repeat, steps, load_before, load_after = sys.argv[1:8]
+configs = [c.split() for c in sys.argv[8:]]
+
+def intervals(path):
+    t = [h["seconds"] for h in json.load(open(path))["history"]]
+    return [t[k] - t[k - 1] for k in range(1, len(t) - 1)]  # steps 2 … N−1
+
+def run(*args):
+    return subprocess.run([predict, *map(str, args)], check=True, capture_output=True, text=True).stdout.split()
+
+print(f"Command: `benchmarks/sim/validate.sh` (dtfm-train --compress none, the tiny GPT, {b} sequences per")
+print(f"micro-batch, {steps} steps per run, {repeat} runs per configuration; load average {load_before} before and")
+print(f"{load_after} after). Calibrated speed: the model's FLOPs per iteration ÷ the measured time of the")
+print("one-stage, one-replica run beside each configuration (so it absorbs the optimizer step and all")
+print("that is not a GEMM). S × R: stages × replicas; M × b: micro-batches × sequences.")
+print()
+print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s (median, min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+worst_med = worst_min = 0.0
+for name, s, r, m, g, d, x in configs:
+    cal, meas = [], []
+    for rep in range(1, int(repeat) + 1):
+        cal += intervals(f"{out}/cal.{name}.{rep}.json")
+        meas += intervals(f"{out}/{name}.{rep}.json")
+    row = {}
+    for kind, c, mv in (("med", statistics.median(cal), statistics.median(meas)), ("min", min(cal), min(meas))):
+        flops = float(run("--calibrate", c, "--micro-batches", m, "--micro-batch", b)[0])
+        p, pp, ar = map(float, run("--flops", flops, "--stages", s, "--replicas", r, "--micro-batches", m,
+                                   "--micro-batch", b, "--gbps", g, "--delay-ms", d, "--time-scale", x))
+        row[kind] = (flops, p, pp, ar, mv, (mv - p) / p * 100)
+    fm, pm, ppm, arm, mm, em = row["med"]
+    fn, pn, _, _, mn, en = row["min"]
+    worst_med, worst_min = max(worst_med, abs(em)), max(worst_min, abs(en))
+    flag = lambda e: f"{e:+.1f}%" + ("" if abs(e) <= 15 else " (over 15%)")
+    print(f"| {name} | {s} × {r} | {m} × {b} | {g}, {d}, {x} | {fm/1e9:.1f}, {fn/1e9:.1f} | {pm:.3f} s ({ppm:.3f}, {arm:.3f}) | "
+          f"{mm:.3f} s | {flag(em)} | {pn:.3f} s | {mn:.3f} s | {flag(en)} |")
+print()
+print(f"Largest error: {worst_med:.1f}% on the medians, {worst_min:.1f}% on the minima (target: within 15%).")
+PY
+python3 "$out/table.py" "$out" "$predict" "$b" "$repeat" "$steps" "$load_before" "$load_after" "${configs[@]}" >"$out/table.md"
+cat "$out/table.md"
+
+# Into the docs, between the markers.
+cat >"$out/insert.py" <<'PY'
+import sys
+doc, table = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open(doc).read()
+begin, end = "<!-- simulator validation: begin -->", "<!-- simulator validation: end -->"
+if begin not in text or end not in text:
+    sys.exit(f"{doc}: no '{begin}' … '{end}' markers")
+a, b = text.index(begin) + len(begin), text.index(end)
+open(doc, "w").write(text[:a] + "\n" + table + "\n" + text[b:])
+PY
+for doc in docs/simulation.md docs/benchmarks.md; do python3 "$out/insert.py" "$doc" "$out/table.md"; done
