@@ -4,12 +4,16 @@
 // --delay-ms, stretched by --time-scale as transport::throttled does, 1F1B, a ring all-reduce of
 // fp32 gradients and fp32 activations (dtfm-train --compress none).
 //
-//   dtfm_sim_validate --calibrate SECONDS [--model tiny] [--micro-batches M] [--micro-batch b]
-//       prints the device FLOP/s that makes one stage, one replica and no communication take
-//       SECONDS per iteration (M micro-batches of b sequences): the machine's measured speed.
-//   dtfm_sim_validate --flops F --stages S --replicas R --micro-batches M --micro-batch b
-//                     --gbps G --delay-ms D [--time-scale X] [--model tiny]
+//   dtfm_sim_validate --calibrate-one T1 --calibrate-many TM --micro-batches M [--micro-batch b]
+//       one stage, one replica and no communication took T1 per iteration with one micro-batch
+//       of b sequences and TM with M of them: time = a + M·c. Prints the device FLOP/s (one
+//       micro-batch's FLOPs ÷ c) and the once-per-iteration work a (the optimizer step, zeroing
+//       gradients, building the batch) as FLOPs per parameter at that speed.
+//   dtfm_sim_validate --flops F [--optimizer-flops K] --stages S --replicas R --micro-batches M
+//                     --micro-batch b --gbps G --delay-ms D [--time-scale X] [--model tiny] [--cores C]
 //       prints the predicted iteration time in seconds, then the pipeline's and the all-reduce's.
+//       --cores: the S·R ranks are threads sharing C cores (sim_options::host_cores).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -34,16 +38,18 @@ double number(const char* flag, const char* text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    double calibrate = 0, flops = 0, gbps = 10, delay_ms = 0.1, time_scale = 1;
-    int stages = 1, replicas = 1, microbatches = 4, micro_batch = 8;
+    double calibrate_one = 0, calibrate_many = 0, flops = 0, optimizer_flops = 0, gbps = 10, delay_ms = 0.1, time_scale = 1;
+    int stages = 1, replicas = 1, microbatches = 4, micro_batch = 8, cores = 0;
     std::string model_name = "tiny";
     try {
         for (int i = 1; i < argc; i += 2) {
             const std::string flag = argv[i];
             if (i + 1 >= argc) throw config_error(flag + " needs a value");
             const char* v = argv[i + 1];
-            if (flag == "--calibrate") calibrate = number(argv[i], v);
+            if (flag == "--calibrate-one") calibrate_one = number(argv[i], v);
+            else if (flag == "--calibrate-many") calibrate_many = number(argv[i], v);
             else if (flag == "--flops") flops = number(argv[i], v);
+            else if (flag == "--optimizer-flops") optimizer_flops = number(argv[i], v);
             else if (flag == "--gbps") gbps = number(argv[i], v);
             else if (flag == "--delay-ms") delay_ms = number(argv[i], v);
             else if (flag == "--time-scale") time_scale = number(argv[i], v);
@@ -52,6 +58,7 @@ int main(int argc, char** argv) {
             else if (flag == "--micro-batches") microbatches = static_cast<int>(number(argv[i], v));
             else if (flag == "--micro-batch") micro_batch = static_cast<int>(number(argv[i], v));
             else if (flag == "--model") model_name = v;
+            else if (flag == "--cores") cores = static_cast<int>(number(argv[i], v));
             else throw config_error("unknown flag " + flag);
         }
         sim::gpt_config model = model_name == "small" ? sim::gpt_config::small() : sim::gpt_config::tiny();
@@ -59,12 +66,17 @@ int main(int argc, char** argv) {
         model.vocab = 32;  // dtfm-train's Markov corpus
         model.microbatch_size = micro_batch;
 
-        if (calibrate > 0) {
+        if (calibrate_one > 0 || calibrate_many > 0) {
+            if (!(calibrate_many > calibrate_one) || microbatches < 2)
+                throw config_error("--calibrate-many must exceed --calibrate-one, with --micro-batches of at least 2");
             const auto st = sim::stage_costs(model, 1).front();
-            std::printf("%.6g\n", microbatches * (st.forward_flops + st.backward_flops) / calibrate);
+            const double per_microbatch = (calibrate_many - calibrate_one) / (microbatches - 1);
+            const double once = std::max(0.0, calibrate_one - per_microbatch);
+            const double rate = (st.forward_flops + st.backward_flops) / per_microbatch;
+            std::printf("%.6g %.6g\n", rate, once * rate / static_cast<double>(st.parameters));
             return 0;
         }
-        if (!(flops > 0)) throw config_error("give --flops (from --calibrate) or --calibrate SECONDS");
+        if (!(flops > 0)) throw config_error("give --flops (from the calibration) or --calibrate-one and --calibrate-many");
         if (!(time_scale > 0) || !(gbps > 0)) throw config_error("--gbps and --time-scale must be > 0");
         const int n = stages * replicas;
         std::vector<plan::device> devices;
@@ -76,6 +88,8 @@ int main(int argc, char** argv) {
         o.microbatches = microbatches;
         o.efficiency = 1;
         o.allreduce = sim::allreduce_kind::ring;
+        if (cores > 0) o.host_cores = cores;
+        o.optimizer_flops_per_parameter = optimizer_flops;
         const auto r = sim::simulate<schedule::one_f_one_b>(t, stages, model, o);
         double allreduce = 0;
         for (double a : r.allreduce_seconds) allreduce = std::max(allreduce, a);

@@ -12,9 +12,12 @@
 # out the first step (allocation, first touch) and the last (it also evaluates), pooled over
 # REPEAT runs; the table gives their median and their minimum. The machine is shared, so other
 # work only ever adds time: the minimum is the least disturbed iteration, the median the typical.
-# Calibration: right before each run of a configuration, a one-stage, one-replica run of the same
-# micro-batches without communication; its median interval calibrates the median prediction, its
-# minimum the minimum prediction (FLOP/s = the model's FLOPs per iteration ÷ that time).
+# Calibration: right before each run of a configuration, two one-stage, one-replica runs without
+# communication, of 1 and of 8 micro-batches: time = a + M·c gives the device speed (a
+# micro-batch's FLOPs ÷ c) and the once-per-iteration work a (optimizer step, zeroing gradients,
+# batch building), which the simulator runs after each stage's all-reduce. Their median intervals
+# calibrate the median prediction, their minima the minimum prediction. The S·R ranks are threads
+# sharing this machine's cores (sim_options::host_cores = nproc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build/release}
@@ -52,7 +55,8 @@ load_before=$(cut -d' ' -f1 /proc/loadavg)
 for rep in $(seq 1 "$repeat"); do
   for c in "${configs[@]}"; do
     read -r name s r m g d x <<<"$c"
-    run_train 1 1 "$m" 10 0 1 6 "$out/cal.$name.$rep.json"
+    run_train 1 1 1 10 0 1 6 "$out/cal1.$name.$rep.json"
+    run_train 1 1 8 10 0 1 6 "$out/cal8.$name.$rep.json"
     run_train "$s" "$r" "$m" "$g" "$d" "$x" "$steps" "$out/$name.$rep.json"
   done
 done
@@ -60,8 +64,8 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 cat >"$out/table.py" <<'PY'
 import json, statistics, subprocess, sys
-out, predict, b, repeat, steps, load_before, load_after = sys.argv[1:8]
-configs = [c.split() for c in sys.argv[8:]]
+out, predict, b, repeat, steps, load_before, load_after, cores = sys.argv[1:9]
+configs = [c.split() for c in sys.argv[9:]]
 
 def intervals(path):
     t = [h["seconds"] for h in json.load(open(path))["history"]]
@@ -72,34 +76,38 @@ def run(*args):
 
 print(f"Command: `benchmarks/sim/validate.sh` (dtfm-train --compress none, the tiny GPT, {b} sequences per")
 print(f"micro-batch, {steps} steps per run, {repeat} runs per configuration; load average {load_before} before and")
-print(f"{load_after} after). Calibrated speed: the model's FLOPs per iteration ÷ the measured time of the")
-print("one-stage, one-replica run beside each configuration (so it absorbs the optimizer step and all")
-print("that is not a GEMM). S × R: stages × replicas; M × b: micro-batches × sequences.")
+print(f"{load_after} after; the ranks share {cores} cores). Calibration: one-stage, one-replica runs of 1 and 8")
+print("micro-batches without communication beside each configuration give the device speed (GFLOP/s, from")
+print("the time per micro-batch) and the once-per-iteration work (ms, optimizer step and the rest).")
+print("S × R: stages × replicas; M × b: micro-batches × sequences.")
 print()
-print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s (median, min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
+print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s, ms (median; min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 worst_med = worst_min = 0.0
 for name, s, r, m, g, d, x in configs:
-    cal, meas = [], []
+    cal1, cal8, meas = [], [], []
     for rep in range(1, int(repeat) + 1):
-        cal += intervals(f"{out}/cal.{name}.{rep}.json")
+        cal1 += intervals(f"{out}/cal1.{name}.{rep}.json")
+        cal8 += intervals(f"{out}/cal8.{name}.{rep}.json")
         meas += intervals(f"{out}/{name}.{rep}.json")
     row = {}
-    for kind, c, mv in (("med", statistics.median(cal), statistics.median(meas)), ("min", min(cal), min(meas))):
-        flops = float(run("--calibrate", c, "--micro-batches", m, "--micro-batch", b)[0])
-        p, pp, ar = map(float, run("--flops", flops, "--stages", s, "--replicas", r, "--micro-batches", m,
-                                   "--micro-batch", b, "--gbps", g, "--delay-ms", d, "--time-scale", x))
-        row[kind] = (flops, p, pp, ar, mv, (mv - p) / p * 100)
-    fm, pm, ppm, arm, mm, em = row["med"]
-    fn, pn, _, _, mn, en = row["min"]
+    for kind, pick in (("med", statistics.median), ("min", min)):
+        one, many, mv = pick(cal1), pick(cal8), pick(meas)
+        flops, opt = map(float, run("--calibrate-one", one, "--calibrate-many", many, "--micro-batches", 8, "--micro-batch", b))
+        once_ms = max(0.0, one - (many - one) / 7) * 1e3
+        p, pp, ar = map(float, run("--flops", flops, "--optimizer-flops", opt, "--cores", cores, "--stages", s, "--replicas", r,
+                                   "--micro-batches", m, "--micro-batch", b, "--gbps", g, "--delay-ms", d, "--time-scale", x))
+        row[kind] = (flops, once_ms, p, pp, ar, mv, (mv - p) / p * 100)
+    fm, om, pm, ppm, arm, mm, em = row["med"]
+    fn, on, pn, _, _, mn, en = row["min"]
     worst_med, worst_min = max(worst_med, abs(em)), max(worst_min, abs(en))
     flag = lambda e: f"{e:+.1f}%" + ("" if abs(e) <= 15 else " (over 15%)")
-    print(f"| {name} | {s} × {r} | {m} × {b} | {g}, {d}, {x} | {fm/1e9:.1f}, {fn/1e9:.1f} | {pm:.3f} s ({ppm:.3f}, {arm:.3f}) | "
+    print(f"| {name} | {s} × {r} | {m} × {b} | {g}, {d}, {x} | {fm/1e9:.1f}, {om:.0f}; {fn/1e9:.1f}, {on:.0f} | {pm:.3f} s ({ppm:.3f}, {arm:.3f}) | "
           f"{mm:.3f} s | {flag(em)} | {pn:.3f} s | {mn:.3f} s | {flag(en)} |")
 print()
 print(f"Largest error: {worst_med:.1f}% on the medians, {worst_min:.1f}% on the minima (target: within 15%).")
 PY
-python3 "$out/table.py" "$out" "$predict" "$b" "$repeat" "$steps" "$load_before" "$load_after" "${configs[@]}" >"$out/table.md"
+python3 "$out/table.py" "$out" "$predict" "$b" "$repeat" "$steps" "$load_before" "$load_after" "$(nproc)" "${configs[@]}" >"$out/table.md"
 cat "$out/table.md"
 
 # Into the docs, between the markers.
