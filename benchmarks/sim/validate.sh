@@ -15,9 +15,11 @@
 # Calibration: right before each run of a configuration, two one-stage, one-replica runs without
 # communication, of 1 and of 8 micro-batches: time = a + M·c gives the device speed (a
 # micro-batch's FLOPs ÷ c) and the once-per-iteration work a (optimizer step, zeroing gradients,
-# batch building), which the simulator runs after each stage's all-reduce. Their median intervals
-# calibrate the median prediction, their minima the minimum prediction. The S·R ranks are threads
-# sharing this machine's cores (sim_options::host_cores = nproc).
+# batch building), which the simulator runs after each stage's all-reduce. A third run, of nproc
+# replicas of the 8 micro-batches on links too fast to matter, measures how many cores the ranks
+# actually get while other work shares the machine: nproc × (one replica's time ÷ nproc replicas'
+# time), rounded, at least 1. The simulator lets that many ranks compute at once
+# (sim_options::host_cores). Median intervals calibrate the median prediction, minima the minimum.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build/release}
@@ -57,6 +59,7 @@ for rep in $(seq 1 "$repeat"); do
     read -r name s r m g d x <<<"$c"
     run_train 1 1 1 10 0 1 6 "$out/cal1.$name.$rep.json"
     run_train 1 1 8 10 0 1 6 "$out/cal8.$name.$rep.json"
+    run_train 1 "$(nproc)" 8 10000 0 1 6 "$out/calp.$name.$rep.json"
     run_train "$s" "$r" "$m" "$g" "$d" "$x" "$steps" "$out/$name.$rep.json"
   done
 done
@@ -76,33 +79,36 @@ def run(*args):
 
 print(f"Command: `benchmarks/sim/validate.sh` (dtfm-train --compress none, the tiny GPT, {b} sequences per")
 print(f"micro-batch, {steps} steps per run, {repeat} runs per configuration; load average {load_before} before and")
-print(f"{load_after} after; the ranks share {cores} cores). Calibration: one-stage, one-replica runs of 1 and 8")
-print("micro-batches without communication beside each configuration give the device speed (GFLOP/s, from")
-print("the time per micro-batch) and the once-per-iteration work (ms, optimizer step and the rest).")
+print(f"{load_after} after, on {cores} cores). Calibration: one-stage, one-replica runs of 1 and 8 micro-batches")
+print("without communication beside each configuration give the device speed (GFLOP/s, from the time per")
+print(f"micro-batch) and the once-per-iteration work (ms, optimizer step and the rest); a run of {cores} such replicas")
+print("gives the cores the ranks get (c).")
 print("S × R: stages × replicas; M × b: micro-batches × sequences.")
 print()
-print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s, ms (median; min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
+print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s, ms, c (median; min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 worst_med = worst_min = 0.0
 for name, s, r, m, g, d, x in configs:
-    cal1, cal8, meas = [], [], []
+    cal1, cal8, calp, meas = [], [], [], []
     for rep in range(1, int(repeat) + 1):
         cal1 += intervals(f"{out}/cal1.{name}.{rep}.json")
         cal8 += intervals(f"{out}/cal8.{name}.{rep}.json")
+        calp += intervals(f"{out}/calp.{name}.{rep}.json")
         meas += intervals(f"{out}/{name}.{rep}.json")
     row = {}
     for kind, pick in (("med", statistics.median), ("min", min)):
-        one, many, mv = pick(cal1), pick(cal8), pick(meas)
+        one, many, par, mv = pick(cal1), pick(cal8), pick(calp), pick(meas)
+        got = max(1, min(int(cores), round(int(cores) * many / par)))
         flops, opt = map(float, run("--calibrate-one", one, "--calibrate-many", many, "--micro-batches", 8, "--micro-batch", b))
         once_ms = max(0.0, one - (many - one) / 7) * 1e3
-        p, pp, ar = map(float, run("--flops", flops, "--optimizer-flops", opt, "--cores", cores, "--stages", s, "--replicas", r,
+        p, pp, ar = map(float, run("--flops", flops, "--optimizer-flops", opt, "--cores", got, "--stages", s, "--replicas", r,
                                    "--micro-batches", m, "--micro-batch", b, "--gbps", g, "--delay-ms", d, "--time-scale", x))
-        row[kind] = (flops, once_ms, p, pp, ar, mv, (mv - p) / p * 100)
-    fm, om, pm, ppm, arm, mm, em = row["med"]
-    fn, on, pn, _, _, mn, en = row["min"]
+        row[kind] = (flops, once_ms, got, p, pp, ar, mv, (mv - p) / p * 100)
+    fm, om, cm, pm, ppm, arm, mm, em = row["med"]
+    fn, on, cn, pn, _, _, mn, en = row["min"]
     worst_med, worst_min = max(worst_med, abs(em)), max(worst_min, abs(en))
     flag = lambda e: f"{e:+.1f}%" + ("" if abs(e) <= 15 else " (over 15%)")
-    print(f"| {name} | {s} × {r} | {m} × {b} | {g}, {d}, {x} | {fm/1e9:.1f}, {om:.0f}; {fn/1e9:.1f}, {on:.0f} | {pm:.3f} s ({ppm:.3f}, {arm:.3f}) | "
+    print(f"| {name} | {s} × {r} | {m} × {b} | {g}, {d}, {x} | {fm/1e9:.1f}, {om:.0f}, {cm}; {fn/1e9:.1f}, {on:.0f}, {cn} | {pm:.3f} s ({ppm:.3f}, {arm:.3f}) | "
           f"{mm:.3f} s | {flag(em)} | {pn:.3f} s | {mn:.3f} s | {flag(en)} |")
 print()
 print(f"Largest error: {worst_med:.1f}% on the medians, {worst_min:.1f}% on the minima (target: within 15%).")
