@@ -289,9 +289,22 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
     const double inf = std::numeric_limits<double>::infinity();
     std::uint64_t simulations = 0;
 
+    // The budget. search_run keeps the trace; the clock is read after every candidate here, not
+    // at search_run's adaptive stride: refusals for memory take microseconds and simulations
+    // milliseconds, so a stride learnt on refusals would overrun the time cap.
+    std::uint64_t count = 0;
+    bool spent = false;
+    const auto done = [&] { return spent; };
+    const auto count_one = [&] {
+        (void)run.next();  // keeps the trace's candidate numbers
+        ++count;
+        if (o.evaluations != 0 && count >= o.evaluations) spent = true;
+        if (o.seconds > 0 && run.elapsed() >= o.seconds) spent = true;
+    };
+
     // Iteration seconds of a candidate, +inf when it does not fit; counts against the budget.
     const auto score = [&](const strategy::mesh_placement& p, const compression_choice& c) {
-        (void)run.next();
+        count_one();
         if (!pr.fits(p, c.microbatches)) return inf;
         ++simulations;
         return pr.simulate(p, c).iteration_seconds;
@@ -343,10 +356,10 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
 
     // Coordinate descent over the choices for a fixed placement, from c (time `best`).
     const auto descend = [&](const strategy::mesh_placement& p, compression_choice& c, double& best) {
-        for (int round = 0; round < 2 && !run.done(); ++round) {
+        for (int round = 0; round < 2 && !done(); ++round) {
             const compression_choice before = c;
             const auto consider = [&](const compression_choice& x) {
-                if (run.done() || x == c) return;
+                if (done() || x == c) return;
                 const double s = score(p, x);
                 if (s < best) best = s, c = x;
             };
@@ -402,7 +415,7 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
             best_c = c;
             (void)run.offer(best);
         }
-        if (run.done()) break;
+        if (done()) break;
     }
 
     // Annealing: swaps of two devices and changes of one choice.
@@ -411,7 +424,7 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
     double cur = best;
     const bool swaps = o.search_placement && S * R > 1;
     const auto pick = [&](const auto& options) { return options[static_cast<std::size_t>(r.below(static_cast<int>(options.size())))]; };
-    for (int round = 0; !run.done() && std::isfinite(best); ++round) {
+    for (int round = 0; !done() && std::isfinite(best); ++round) {
         if (round > 0) {
             grid = best_p.pipelines();
             cur_c = best_c;
@@ -419,7 +432,7 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
         }
         const double t0 = 0.02 * best * std::pow(0.5, std::min(round, 8)), t1 = 1e-4 * best;
         const double ratio = t1 < t0 ? std::log(t1 / t0) : 0.0;
-        for (std::uint64_t mv = 0; mv < o.round_moves && !run.done(); ++mv) {
+        for (std::uint64_t mv = 0; mv < o.round_moves && !done(); ++mv) {
             const double temp = t0 * std::exp(ratio * static_cast<double>(mv) / static_cast<double>(o.round_moves));
             compression_choice c = cur_c;
             std::vector<std::vector<int>> g = grid;
@@ -440,7 +453,10 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
                 } else {
                     c.backward[static_cast<std::size_t>(which - 3) - K] = pick(o.backward_codecs);
                 }
-                if (c == cur_c) continue;
+                if (c == cur_c) {  // no change: counted, so a space with one choice still ends
+                    count_one();
+                    continue;
+                }
             } else {
                 const int a = r.below(S * R);
                 int b = r.below(S * R - 1);
@@ -473,7 +489,7 @@ inline time_search_result time_search(const plan::topology& t, int stages, const
     res.microbatch_size = pr.microbatch_size(best_c.microbatches);
     res.simulated = pr.simulate(best_p, best_c);
     for (double b : res.simulated.memory_bytes) res.max_memory_gib = std::max(res.max_memory_gib, b / 1073741824.0);
-    res.evaluations = run.count();
+    res.evaluations = count;
     res.simulations = simulations;
     res.seconds = run.elapsed();
     // search_run's trace, without its placement cost: recorded through offer() above.

@@ -185,3 +185,12 @@ TEST_CASE("time_search: bad input is a config_error", "[sim][time_search]") {
     REQUIRE_THROWS_AS(parse_codec_kind("q3"), config_error);
     REQUIRE(parse_codec_kind("cocktail") == codec_kind::cocktail);
 }
+
+TEST_CASE("time_search: a space with a single choice still ends", "[sim][time_search]") {
+    const auto t = uniform_topology(2, 1, 10);
+    auto o = uncompressed(budget(50, 1));  // one sequence: M = 1 only
+    o.search_placement = false;
+    const auto r = time_search(t, 2, gpt_config::tiny(), o);
+    REQUIRE(r.evaluations == 50);
+    REQUIRE(r.choice.microbatches == 1);
+}
