@@ -85,7 +85,7 @@ print(f"micro-batch) and the once-per-iteration work (ms, optimizer step and the
 print("gives the cores the ranks get (c).")
 print("S × R: stages × replicas; M × b: micro-batches × sequences.")
 print()
-print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s, ms, c (median; min) | predicted from the median (pipeline, all-reduce) | measured median | error | predicted from the min | measured min | error |")
+print("| configuration | S × R | M × b | Gbit/s, ms, time scale | calibrated GFLOP/s, ms, c (median; min) | predicted from the median (pipeline, all-reduce + optimizer step) | measured median | error | predicted from the min | measured min | error |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 worst_med = worst_min = 0.0
 for name, s, r, m, g, d, x in configs:

@@ -104,7 +104,8 @@ struct sim_options {
     std::optional<double> nic_gbps;         // cap on the sum of what each device sends
     bool check_memory = true;               // config_error when a stage does not fit its device
     // The devices are threads sharing this many cores (ranks as threads on one machine, as
-    // dtfm-train runs them): an op also waits for a free core, first come first served.
+    // dtfm-train runs them): an op also waits for a free core, first come first served. The
+    // critical path does not show these waits.
     std::optional<int> host_cores;
     // The optimizer step and whatever else a rank does once per iteration (zeroing gradients,
     // building the batch), as FLOPs per parameter of its stage, run after the stage's all-reduce.
@@ -128,6 +129,7 @@ struct iteration_result {
     std::vector<double> busy_fraction;      // busy_seconds ÷ iteration_seconds
     std::vector<double> memory_bytes;       // per topology device
     std::vector<double> allreduce_seconds;  // per stage: first member's start to last member's end
+                                            // (and its optimizer step, when modelled)
     std::vector<path_step> critical_path;   // the chain of events that ended last, in time order
 };
 
