@@ -1,6 +1,8 @@
 # Runs dtfm-plan (TOOL) with ARGS (a ;-list) and checks it. EXPECT ok: exit 0, and the JSON plan
 # written to JSON has REPLICAS pipelines of STAGES distinct device ids and a cost no more than
-# MAX_COST (when given), above its dp and pp parts. EXPECT fail: a non-zero exit that is not a crash.
+# MAX_COST (when given), above its dp and pp parts; with TIME (--objective time) instead a positive
+# iteration time equal to cost.total, tokens/s, micro_batches and the compression of every link
+# class and of the all-reduce. EXPECT fail: a non-zero exit that is not a crash.
 # REGEX, when given, must match the output (stdout and stderr).
 cmake_minimum_required(VERSION 3.25)
 
@@ -49,6 +51,24 @@ foreach(r RANGE ${last_r})
         list(APPEND seen ${d})
     endforeach()
 endforeach()
+if(TIME)
+    string(JSON total GET "${plan}" cost total)
+    string(JSON it GET "${plan}" cost iteration_seconds)
+    string(JSON tps GET "${plan}" cost tokens_per_second)
+    string(JSON m GET "${plan}" micro_batches)
+    string(JSON b GET "${plan}" micro_batch_size)
+    string(JSON classes LENGTH "${plan}" compression pipeline)
+    string(JSON ar GET "${plan}" compression allreduce)
+    string(JSON arc GET "${plan}" compression allreduce_codec)
+    if(NOT total GREATER 0 OR NOT total EQUAL it OR NOT tps GREATER 0 OR NOT m GREATER 0 OR NOT b GREATER 0)
+        message(FATAL_ERROR "time plan: total ${total}, iteration ${it}, tokens/s ${tps}, M ${m}, b ${b}")
+    endif()
+    if(NOT classes EQUAL 3 OR NOT ar MATCHES "^(ring|compressed|hierarchical)$" OR NOT arc MATCHES "^(none|fp16|q8|q4|cocktail)$")
+        message(FATAL_ERROR "time plan: ${classes} link classes, all-reduce '${ar}' with '${arc}'")
+    endif()
+    message("plan ok: ${n} pipelines of ${STAGES} stages, ${it} s per iteration, M ${m}, ${ar} ${arc}")
+    return()
+endif()
 string(JSON dp GET "${plan}" cost dp)
 string(JSON pp GET "${plan}" cost pp)
 string(JSON total GET "${plan}" cost total)

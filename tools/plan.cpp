@@ -1,13 +1,21 @@
 // dtfm-plan: places S pipeline stages × D data-parallel replicas on the devices of a topology file
-// (DT-FM's scenario format) to minimise DT-FM's communication cost, with DT-FM's genetic algorithm
-// or dtfm's annealing search; writes the plan as JSON and prints it as a table.
+// (DT-FM's scenario format). --objective dtfm minimises DT-FM's communication cost, with DT-FM's
+// genetic algorithm or dtfm's annealing search. --objective time minimises the simulated iteration
+// time of a GPT (dtfm::sim), choosing the placement, the compression of each link class and of the
+// all-reduce, and the micro-batch count together, within device memory (sim::time_search).
+// Writes the plan as JSON and prints it as a table.
 //
-//   dtfm-plan --topology FILE --stages S [--objective dtfm] [--search anneal|ga] [--seconds T]
+//   dtfm-plan --topology FILE --stages S [--objective dtfm|time] [--search anneal|ga] [--seconds T]
 //             [--iterations N] [--seed N] [--output FILE] [--c-dp GB] [--c-pp GB] [--random-start]
+//   time:     [--model gpt3-1.3b|tiny|small] [--layers L] [--d-model D] [--heads H] [--sequence N]
+//             [--vocab V] [--batch B] [--efficiency E] [--device-memory-gib G] [--codec-speedup X]
 //
-// Output: {"pipelines": [[device id of each stage] for each replica], "cost": {"dp", "pp", "total"},
-// plus the run's settings and the trace of best costs over time}. With --iterations the plan is a
-// function of the seed alone; with --seconds alone it also depends on how fast the machine is.
+// Output: {"pipelines": [[device id of each stage] for each replica], "cost": {"dp", "pp", "total"}
+// (time: {"total" = "iteration_seconds", "tokens_per_second", …}), with time also "compression" and
+// "micro_batches", plus the run's settings and the trace of best costs over time}. With --iterations
+// the plan is a function of the seed alone; with --seconds alone it also depends on how fast the
+// machine is.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +32,7 @@
 #include "dtfm/plan/cost_model.hpp"
 #include "dtfm/plan/search.hpp"
 #include "dtfm/plan/topology.hpp"
+#include "dtfm/sim/time_search.hpp"
 
 namespace {
 
@@ -39,6 +48,13 @@ struct options {
     double c_dp_gb = dtfm::plan::cost_params{}.c_dp_gb;
     double c_pp_gb = dtfm::plan::cost_params{}.c_pp_gb;
     bool random_start = false;
+    // --objective time
+    std::string model = "gpt3-1.3b";
+    int layers = 0, d_model = 0, heads = 0, sequence = 0, vocab = -1;  // 0 (vocab −1): the model's
+    int batch = 1024;
+    double efficiency = 0.3;
+    double device_memory_gib = 0;  // 0: the topology's
+    double codec_speedup = 1;
 };
 
 nlohmann::json to_json(const dtfm::plan::topology& t, const options& o, const dtfm::plan::search_result& r) {
@@ -88,13 +104,104 @@ void print_table(const dtfm::plan::topology& t, const options& o, const dtfm::pl
     }
 }
 
-int run(const options& o) {
-    if (o.objective == "time") {
-        throw dtfm::config_error(
-            "--objective time needs the iteration-time simulator (dtfm::sim), which is not available yet; "
-            "use --objective dtfm");
+dtfm::sim::gpt_config model_of(const options& o) {
+    dtfm::sim::gpt_config m = o.model == "tiny"    ? dtfm::sim::gpt_config::tiny()
+                              : o.model == "small" ? dtfm::sim::gpt_config::small()
+                                                   : dtfm::sim::gpt_config::gpt3_1_3b();
+    if (o.layers > 0) m.layers = o.layers;
+    if (o.d_model > 0) m.d_model = o.d_model;
+    if (o.heads > 0) m.heads = o.heads;
+    if (o.sequence > 0) m.sequence = o.sequence;
+    if (o.vocab >= 0) m.vocab = o.vocab;
+    return m;
+}
+
+int run_time(const options& o, const dtfm::plan::topology& t) {
+    if (o.search != "anneal") throw dtfm::config_error("--objective time has its own search; leave out --search ga");
+    const dtfm::sim::gpt_config model = model_of(o);
+    dtfm::sim::time_search_options so;
+    so.seed = o.seed;
+    so.seconds = o.seconds;
+    so.evaluations = o.iterations;
+    if (so.seconds == 0 && so.evaluations == 0) so.seconds = 10;
+    so.global_batch = o.batch;
+    so.efficiency = o.efficiency;
+    if (o.device_memory_gib > 0) so.memory_gib = o.device_memory_gib;
+    if (!(o.codec_speedup > 0)) throw dtfm::config_error("--codec-speedup must be > 0");
+    so.rates.cast_quantize *= o.codec_speedup;
+    so.rates.cocktail *= o.codec_speedup;
+    const auto r = dtfm::sim::time_search(t, o.stages, model, so);
+    const auto& sr = r.simulated;
+
+    if (!o.output.empty()) {
+        nlohmann::json trace = nlohmann::json::array();
+        for (const auto& p : r.trace) trace.push_back({{"seconds", p.seconds}, {"iteration", p.iteration}, {"cost", p.cost}});
+        nlohmann::json classes = nlohmann::json::array();
+        for (std::size_t k = 0; k < so.classes.size(); ++k) {
+            classes.push_back({{"class", so.classes[k].name},
+                               {"min_gbps", so.classes[k].min_gbps},
+                               {"forward", to_string(r.choice.forward[k])},
+                               {"backward", to_string(r.choice.backward[k])}});
+        }
+        double allreduce = 0;
+        for (double a : sr.allreduce_seconds) allreduce = std::max(allreduce, a);
+        const nlohmann::json j = {
+            {"topology", t.name()},
+            {"stages", r.plan.stages()},
+            {"replicas", r.plan.replicas()},
+            {"objective", o.objective},
+            {"seed", o.seed},
+            {"model", {{"name", o.model}, {"layers", model.layers}, {"d_model", model.d_model}, {"heads", model.heads},
+                       {"sequence", model.sequence}, {"vocab", model.vocab}}},
+            {"global_batch", o.batch},
+            {"efficiency", o.efficiency},
+            {"pipelines", r.plan.pipelines()},
+            {"cost", {{"total", sr.iteration_seconds},
+                      {"iteration_seconds", sr.iteration_seconds},
+                      {"pipeline_seconds", sr.pipeline_seconds},
+                      {"allreduce_seconds", allreduce},
+                      {"tokens_per_second", sr.tokens_per_second},
+                      {"bubble_fraction", sr.bubble_fraction},
+                      {"max_memory_gib", r.max_memory_gib}}},
+            {"micro_batches", r.choice.microbatches},
+            {"micro_batch_size", r.microbatch_size},
+            {"compression", {{"pipeline", classes},
+                             {"allreduce", to_string(r.choice.allreduce)},
+                             {"allreduce_codec", r.choice.allreduce == dtfm::sim::allreduce_kind::ring
+                                                     ? std::string("none")
+                                                     : std::string(to_string(r.choice.allreduce_codec))}}},
+            {"iterations", r.evaluations},
+            {"simulations", r.simulations},
+            {"seconds", r.seconds},
+            {"trace", trace},
+        };
+        std::ofstream out(o.output);
+        out << j.dump(1) << '\n';
+        out.close();
+        if (!out) throw dtfm::config_error(o.output + ": cannot write the plan");
     }
+
+    std::printf("%s: %d stages x %d replicas, time objective, seed %llu: %llu candidates (%llu simulated) in %.2f s\n",
+                t.name().empty() ? o.topology.c_str() : t.name().c_str(), r.plan.stages(), r.plan.replicas(),
+                static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(r.evaluations),
+                static_cast<unsigned long long>(r.simulations), r.seconds);
+    std::printf("iteration %.4f s (pipeline %.4f s, bubble %.3f), %.0f tokens/s, at most %.2f GiB per device\n",
+                sr.iteration_seconds, sr.pipeline_seconds, sr.bubble_fraction, sr.tokens_per_second, r.max_memory_gib);
+    std::printf("choice: %s\n", dtfm::sim::describe(r.choice, so.classes, r.microbatch_size).c_str());
+    std::printf("%-8s", "replica");
+    for (int s = 0; s < r.plan.stages(); ++s) std::printf(" %7s", ("stage" + std::to_string(s)).c_str());
+    std::printf("\n");
+    for (int k = 0; k < r.plan.replicas(); ++k) {
+        std::printf("%-8d", k);
+        for (const int d : r.plan.pipelines()[static_cast<std::size_t>(k)]) std::printf(" %7d", d);
+        std::printf("\n");
+    }
+    return 0;
+}
+
+int run(const options& o) {
     const dtfm::plan::topology t = dtfm::plan::load_topology(o.topology);
+    if (o.objective == "time") return run_time(o, t);
     dtfm::plan::search_options so;
     so.seed = o.seed;
     so.seconds = o.seconds;
@@ -170,6 +277,27 @@ int main(int argc, char** argv) {
         ->check(non_negative)
         ->capture_default_str();
     app.add_flag("--random-start", o.random_start, "anneal from random partitions only, without constructive starts");
+    auto* time_flags = app.add_option_group("--objective time", "the model and the simulator's assumptions");
+    time_flags->add_option("--model", o.model, "GPT shape: gpt3-1.3b (DT-FM's), or the host reference GPT's tiny or small")
+        ->check(CLI::IsMember({"gpt3-1.3b", "tiny", "small"}))
+        ->capture_default_str();
+    time_flags->add_option("--layers", o.layers, "transformer blocks (overrides --model)")->check(CLI::PositiveNumber);
+    time_flags->add_option("--d-model", o.d_model, "hidden size (overrides --model)")->check(CLI::PositiveNumber);
+    time_flags->add_option("--heads", o.heads, "attention heads (overrides --model)")->check(CLI::PositiveNumber);
+    time_flags->add_option("--sequence", o.sequence, "tokens per sequence (overrides --model)")->check(CLI::PositiveNumber);
+    time_flags->add_option("--vocab", o.vocab, "vocabulary; 0: no embedding or head (overrides --model)")->check(CLI::NonNegativeNumber);
+    time_flags->add_option("--batch", o.batch, "sequences per iteration over all replicas")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    time_flags->add_option("--efficiency", o.efficiency, "achieved fraction of each device's peak_tflops")
+        ->check(CLI::Range(1e-6, 1.0))
+        ->capture_default_str();
+    time_flags->add_option("--device-memory-gib", o.device_memory_gib,
+                           "every device's memory (default: the topology's memory_gib; 0 there: unchecked)")
+        ->check(non_negative);
+    time_flags->add_option("--codec-speedup", o.codec_speedup, "multiplies the host codec throughputs (15 GB/s, cocktail 7 GB/s)")
+        ->check(CLI::Range(1e-3, 1e6))
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

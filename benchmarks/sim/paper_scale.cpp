@@ -4,9 +4,10 @@
 //   (a) uncompressed, a random placement (seeded),
 //   (b) uncompressed, a placement from a small local search on simulated time,
 //   (c) dtfm: placement, per-link-class activation compression, data-parallel all-reduce and
-//       micro-batch size chosen together on simulated time, within device memory.
-// The local search here is deliberately minimal and internal to this tool: the planner's search
-// (dtfm::plan, issue 7 points 3 and 7) is the real one.
+//       micro-batch count chosen together on simulated time, within device memory, by the
+//       planner's time objective (sim::time_search, what `dtfm-plan --objective time` runs),
+//       started from (b)'s placement as well as its own starts.
+// The swap search for (b) is deliberately minimal and internal to this tool.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include "dtfm/error.hpp"
 #include "dtfm/plan/topology.hpp"
 #include "dtfm/sim/simulator.hpp"
+#include "dtfm/sim/time_search.hpp"
 
 namespace {
 
@@ -133,43 +135,6 @@ strategy::mesh_placement local_search(problem& pr, strategy::mesh_placement best
     return best;
 }
 
-// Coordinate descent over the compression and micro-batch choices for a fixed placement.
-config choose_config(problem& pr, const strategy::mesh_placement& p, config c, double& best) {
-    best = pr.score(p, c);
-    for (int round = 0; round < 2; ++round) {
-        const auto consider = [&](config candidate) {
-            const double s = pr.score(p, candidate);
-            if (s > best) {
-                best = s;
-                c = candidate;
-            }
-        };
-        for (int b : {1, 2, 4}) {
-            config x = c;
-            x.microbatch_size = b;
-            consider(x);
-        }
-        for (auto k : {sim::allreduce_kind::ring, sim::allreduce_kind::compressed, sim::allreduce_kind::hierarchical}) {
-            config x = c;
-            x.allreduce = k;
-            consider(x);
-        }
-        for (int cls = 0; cls < 3; ++cls) {
-            for (int f = 0; f < 4; ++f) {
-                config x = c;
-                x.forward[cls] = f;
-                consider(x);
-            }
-            for (int bw = 0; bw < 3; ++bw) {
-                config x = c;
-                x.backward[cls] = bw;
-                consider(x);
-            }
-        }
-    }
-    return c;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,27 +186,24 @@ int main(int argc, char** argv) {
             }
             const auto placed = local_search(pr, start, plain, b, evaluations, rng);
 
-            // (c): from (b)'s placement and from device order (region by region in the scenario
-            // files): the configuration, swaps under it, the configuration again; the better wins.
-            double c = 0;
-            config chosen;
-            strategy::mesh_placement chosen_placement = placed;
-            for (const auto& from : {placed, sim::default_placement(t, stages)}) {
-                double score = 0;
-                config x = choose_config(pr, from, plain, score);
-                const auto p = local_search(pr, from, x, score, evaluations / 2, rng);
-                x = choose_config(pr, p, x, score);
-                if (score > c) {
-                    c = score;
-                    chosen = x;
-                    chosen_placement = p;
-                }
-            }
+            // (c): the planner's time objective, from (b)'s placement and its own starts, with
+            // 3 × --evaluations candidates (a count, so the result is the same on any machine).
+            sim::time_search_options so;
+            so.seed = seed;
+            so.evaluations = static_cast<std::uint64_t>(3 * evaluations);
+            so.global_batch = global_batch;
+            so.efficiency = efficiency;
+            so.rates = {cast_quantize_bytes_per_s, cocktail_bytes_per_s};
+            so.start = placed;
+            const auto found = sim::time_search(t, stages, pr.model, so);
+            const double c = found.simulated.tokens_per_second;
+            const std::string chosen = sim::describe(found.choice, so.classes, found.microbatch_size);
+            pr.evaluations += static_cast<long>(found.simulations);
 
-            rows.push_back({t.name(), a, b, c, chosen.describe(), pr.evaluations});
+            rows.push_back({t.name(), a, b, c, chosen, pr.evaluations});
             std::fprintf(stderr, "%s: a %.0f, b %.0f, c %.0f tokens/s (%s; %ld simulations)\n", t.name().c_str(), a, b, c,
-                         chosen.describe().c_str(), pr.evaluations);
-            const auto detail = pr.run(chosen_placement, chosen);
+                         chosen.c_str(), pr.evaluations);
+            const auto& detail = found.simulated;
             std::fprintf(stderr, "  (c): iteration %.2f s, pipeline %.2f s, bubble %.3f, all-reduce of stage 0 %.2f s;"
                                  " the critical path ends with:\n", detail.iteration_seconds, detail.pipeline_seconds,
                          detail.bubble_fraction, detail.allreduce_seconds[0]);

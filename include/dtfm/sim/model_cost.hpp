@@ -27,6 +27,9 @@ struct gpt_config {
 
     // GPT-3 XL (1.3B), the model of DT-FM's evaluation (GPT-2's vocabulary).
     static gpt_config gpt3_1_3b() { return gpt_config{}; }
+    // The host reference GPT's shapes (nn::gpt_config::tiny() and small(), byte vocabulary).
+    static gpt_config tiny() { return {.layers = 8, .d_model = 240, .heads = 4, .sequence = 64, .vocab = 256}; }
+    static gpt_config small() { return {.layers = 8, .d_model = 512, .heads = 8, .sequence = 128, .vocab = 256}; }
 };
 
 // What one stage runs and holds. Layer split rule: every stage gets ⌊L/S⌋ blocks and the first

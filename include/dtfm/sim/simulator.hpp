@@ -17,8 +17,9 @@
 //   run its last op and its last pipeline send has left (pipeline_parallel::run waits for its sends,
 //   then hybrid::step calls the all-reduce). So the last stages' all-reduces overlap the backward
 //   passes still draining through the first stages, and every all-reduce shares the link queues
-//   with whatever else is on them. The iteration ends when the last all-reduce ends; the optimizer
-//   step, reduction arithmetic and the next iteration's start are not modelled (a synchronous
+//   with whatever else is on them. The iteration ends when the last all-reduce ends, plus the
+//   optimizer step when sim_options::optimizer_flops_per_parameter gives it a cost; reduction
+//   arithmetic and the next iteration's start are not modelled (a synchronous
 //   iteration from an idle start, the steady state's upper bound).
 // - ring: ring_allreduce's 2(R−1) steps over the replicas in replica order, segment-sized messages
 //   of fp32 (a rank sends step t+1 once it has received step t; slices within a step are not
@@ -35,6 +36,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -101,6 +103,14 @@ struct sim_options {
     codec allreduce_codec = codec::none();  // compressed, and hierarchical's inter-region phase
     std::optional<double> nic_gbps;         // cap on the sum of what each device sends
     bool check_memory = true;               // config_error when a stage does not fit its device
+    // The devices are threads sharing this many cores (ranks as threads on one machine, as
+    // dtfm-train runs them): an op also waits for a free core, first come first served. The
+    // critical path does not show these waits.
+    std::optional<int> host_cores;
+    // The optimizer step and whatever else a rank does once per iteration (zeroing gradients,
+    // building the batch), as FLOPs per parameter of its stage, run after the stage's all-reduce.
+    // 0: not modelled (a GPU's AdamW step is milliseconds against seconds of pipeline).
+    double optimizer_flops_per_parameter = 0;
 };
 
 struct path_step {
@@ -119,6 +129,7 @@ struct iteration_result {
     std::vector<double> busy_fraction;      // busy_seconds ÷ iteration_seconds
     std::vector<double> memory_bytes;       // per topology device
     std::vector<double> allreduce_seconds;  // per stage: first member's start to last member's end
+                                            // (and its optimizer step, when modelled)
     std::vector<path_step> critical_path;   // the chain of events that ended last, in time order
 };
 
@@ -549,6 +560,9 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
         throw config_error("simulate: the plan places " + std::to_string(p.ranks()) + " ranks (devices 0…" +
                            std::to_string(p.ranks() - 1) + "), the topology has " + std::to_string(t.size()) + " devices");
     if (M < 1) throw config_error("simulate: need at least one micro-batch");
+    if (o.host_cores && *o.host_cores < 1) throw config_error("simulate: host_cores must be at least 1");
+    if (!(o.optimizer_flops_per_parameter >= 0) || !std::isfinite(o.optimizer_flops_per_parameter))
+        throw config_error("simulate: optimizer_flops_per_parameter must be finite and >= 0");
     if (!(o.efficiency > 0 && o.efficiency <= 1))
         throw config_error("simulate: efficiency " + std::to_string(o.efficiency) + " must be in (0, 1]");
     const auto costs = stage_costs(model, S);
@@ -594,6 +608,7 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
         std::vector<int> fwd_in, bwd_in;  // arrival node per micro-batch, −1 until it arrives
         double busy_seconds = 0;
         double end = 0;
+        bool waiting_for_core = false;
     };
     std::vector<rank_state> ranks(static_cast<std::size_t>(S * R));
     const auto at = [&](int r, int s) -> rank_state& { return ranks[static_cast<std::size_t>(r * S + s)]; };
@@ -648,10 +663,15 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
             }
             c = std::make_unique<detail::hierarchical>(e, members, region_of, n, s, o.allreduce_codec);
         }
-        c->done = [&, s](int, int node_id) {
+        c->done = [&, s, n](int k, int node_id) {
             const auto us = static_cast<std::size_t>(s);
-            if (e.now() >= group_end[us]) {
-                group_end[us] = e.now();
+            // The optimizer step follows the all-reduce on each member's device.
+            const int device = p.rank_at(s, k);
+            const double step = static_cast<double>(n) * o.optimizer_flops_per_parameter /
+                                (devs[static_cast<std::size_t>(device)].peak_tflops * 1e12 * o.efficiency);
+            const double end = e.now() + step;
+            if (end >= group_end[us]) {
+                group_end[us] = end;
                 group_node[us] = node_id;
             }
             ++members_done[us];
@@ -660,6 +680,17 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
     }
 
     std::function<void(int, int)> try_start;
+    int cores_free = o.host_cores ? *o.host_cores : std::numeric_limits<int>::max();
+    std::deque<std::pair<int, int>> core_queue;  // ranks (r, s) ready to run, waiting for a core
+    const auto release_core = [&] {
+        ++cores_free;
+        while (cores_free > 0 && !core_queue.empty()) {
+            const auto [qr, qs] = core_queue.front();
+            core_queue.pop_front();
+            at(qr, qs).waiting_for_core = false;
+            try_start(qr, qs);
+        }
+    };
     const auto arrive = [&](int r, int s, bool forward, int m, int id) {
         auto& st = at(r, s);
         (forward ? st.fwd_in : st.bwd_in)[static_cast<std::size_t>(m)] = id;
@@ -671,6 +702,7 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
         st.busy = false;
         st.last_node = id;
         st.end = e.now();
+        release_core();
         const bool forward = op.pass == pipeline_pass::forward;
         const int peer_stage = forward ? s + 1 : s - 1;
         if (peer_stage >= 0 && peer_stage < S) {
@@ -714,6 +746,13 @@ iteration_result simulate(const plan::topology& t, const strategy::mesh_placemen
             input = st.bwd_in[m];
             if (input < 0) return;
         }
+        if (st.waiting_for_core) return;
+        if (cores_free == 0) {
+            st.waiting_for_core = true;
+            core_queue.emplace_back(r, s);
+            return;
+        }
+        --cores_free;
         ++st.next;
         st.busy = true;
         const auto& cost = costs[static_cast<std::size_t>(s)];

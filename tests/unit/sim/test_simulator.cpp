@@ -295,3 +295,42 @@ TEST_CASE("simulator: bad plans and options are config errors", "[sim][simulator
     // A device with no peak cannot compute.
     REQUIRE_THROWS_AS(simulate(plan::topology::uniform(2, 1, 1), 2, small_model(2), exact(1)), config_error);
 }
+
+TEST_CASE("simulator: devices sharing host cores wait for one", "[sim][simulator]") {
+    // 1 stage × 4 replicas on free links: each replica runs M forward and M backward ops alone.
+    const int m = 3;
+    const auto t = uniform_topology(4, 0, free_link_gbps);
+    const auto model = small_model(2);
+    const double op_pair = 3 * 2 * block_forward_flops(model) / 1e12;  // forward + backward of 2 blocks
+    auto o = exact(m);
+    const auto alone = simulate<schedule::one_f_one_b>(t, 1, model, o);
+    REQUIRE(alone.pipeline_seconds == Approx(m * op_pair).epsilon(1e-9));
+    for (const int cores : {1, 2, 4}) {
+        o.host_cores = cores;
+        const auto shared = simulate<schedule::one_f_one_b>(t, 1, model, o);
+        INFO("cores " << cores);
+        // The replicas in turns of `cores` at a time, first come first served: 4 ÷ cores turns.
+        REQUIRE(shared.pipeline_seconds == Approx(4 / cores * m * op_pair).epsilon(1e-9));
+    }
+    // 3 cores: between the work spread evenly (4/3 turns) and whole turns (2).
+    o.host_cores = 3;
+    const auto three = simulate<schedule::one_f_one_b>(t, 1, model, o);
+    REQUIRE(three.pipeline_seconds >= 4.0 / 3 * m * op_pair * (1 - 1e-9));
+    REQUIRE(three.pipeline_seconds < 2 * m * op_pair);
+    o.host_cores = 0;
+    REQUIRE_THROWS_AS(simulate<schedule::one_f_one_b>(t, 1, model, o), config_error);
+}
+
+TEST_CASE("simulator: the optimizer step follows the all-reduce", "[sim][simulator]") {
+    const auto t = uniform_topology(2, 0, free_link_gbps);
+    const auto model = small_model(2);
+    auto o = exact(2);
+    const auto without = simulate<schedule::one_f_one_b>(t, 1, model, o);
+    o.optimizer_flops_per_parameter = 1000;
+    const auto with = simulate<schedule::one_f_one_b>(t, 1, model, o);
+    const double step = 2.0 * static_cast<double>(block_parameters(model)) * 1000 / 1e12;  // 2 blocks at 1 TFLOP/s
+    REQUIRE(with.pipeline_seconds == Approx(without.pipeline_seconds));
+    REQUIRE(with.iteration_seconds == Approx(without.iteration_seconds + step).epsilon(1e-9));
+    o.optimizer_flops_per_parameter = -1;
+    REQUIRE_THROWS_AS(simulate<schedule::one_f_one_b>(t, 1, model, o), config_error);
+}
