@@ -2,7 +2,8 @@
 """Turns the peer comparison's reports (run.sh: torch-<variant>-<P>.json from gpt.py,
 dtfm-cocktail-<P>.json from dtfm-train, each with a .wire file: bytes through the namespace's
 100 Mbit/s loopback during the run) into a table, a chart, and the "Peer comparison (PyTorch DDP)"
-section of docs/benchmarks.md (only that section is replaced; it is appended when missing)."""
+section of docs/benchmarks.md: only what lies between its report:peers markers is replaced (the
+heading, markers and all are appended when missing)."""
 import argparse
 import datetime
 import glob
@@ -12,6 +13,7 @@ import re
 import statistics
 
 HEADING = "## Peer comparison (PyTorch DDP)"
+BEGIN, END = "<!-- report:peers:begin -->", "<!-- report:peers:end -->"
 LABELS = {"none": "PyTorch DDP, no hook", "fp16": "PyTorch DDP, fp16_compress_hook",
           "powersgd": "PyTorch DDP, PowerSGD rank 4", "cocktail": "dtfm-train, cocktail (MPI TCP)"}
 ORDER = ["none", "fp16", "powersgd", "cocktail"]
@@ -98,19 +100,19 @@ def chart(runs, path):
                 if r["processes"] == p and r["variant"] == variant:
                     xs.append(j + (i - (len(ORDER) - 1) / 2) * width)
                     ys.append(r["median_step_s"])
-        ax.bar(xs, ys, width, label=LABELS[variant], color=colors[variant])
+        if ys:
+            bars = ax.bar(xs, ys, width, label=LABELS[variant], color=colors[variant])
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(procs)), [f"{p} processes" for p in procs])
     ax.set_ylabel("median step time (s)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.4)  # room for the legend above the bars
     ax.set_title("step time, 100 Mbit/s shared loopback")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     for ax, p in zip(axes[1:], procs):
         for r in runs:
             if r["processes"] == p:
                 t, loss = zip(*r["history"])
                 ax.plot(t, loss, marker=".", label=LABELS[r["variant"]], color=colors[r["variant"]])
-        floor = next((r["entropy_floor"] for r in runs if r["entropy_floor"]), None)
-        if floor:
-            ax.axhline(floor, color="gray", linestyle="--", linewidth=0.8, label="entropy floor")
         ax.set_xlabel("wall-clock (s)")
         ax.set_ylabel("train loss (nats/token)")
         ax.set_title(f"train loss, {p} processes")
@@ -122,10 +124,11 @@ def chart(runs, path):
 def section(runs, v, command, image_rel):
     r0 = runs[0]
     steps = r0["steps"]
+    if any(r["steps"] != steps for r in runs):
+        raise SystemExit("report.py: the runs did not all train for the same number of steps")
     floor = next((r["entropy_floor"] for r in runs if r["entropy_floor"]), float("nan"))
     met = v and all(x["met"] for x in v.values())
-    lines = [HEADING, "",
-             f"Run of {datetime.date.today().isoformat()} on this machine ({os.cpu_count()} cores, shared), "
+    lines = [f"Run of {datetime.date.today().isoformat()} on this machine ({os.cpu_count()} cores, shared), "
              f"`{command}`. Issue 8's target: dtfm's step time ≤ 0.5× the fastest PyTorch variant at equal "
              f"(within {LOSS_TOLERANCE:.0%}) or better final eval loss. "
              f"**{'Met' if met else 'Not met'}** in this run.", "",
@@ -154,16 +157,19 @@ def section(runs, v, command, image_rel):
 
 
 def splice(markdown, text):
+    """Replaces what lies between the peers markers; appends the heading and the markers when
+    missing. Text between the heading and the markers is written by hand and kept."""
     doc = open(markdown).read() if os.path.exists(markdown) else ""
-    lines = doc.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == HEADING), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
+    block = BEGIN + "\n" + text.rstrip("\n") + "\n" + END
+    if BEGIN in doc:
+        start = doc.index(BEGIN)
+        stop = doc.find(END, start)
+        if stop < 0:
+            raise SystemExit(f"report.py: found {BEGIN} but no {END} after it in {markdown}; fix it by hand")
+        doc = doc[:start] + block + doc[stop + len(END):]
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "\n".join(lines[end:])
-        doc = "\n".join(lines[:start]) + "\n" + text + ("\n" + tail if tail else "")
-    open(markdown, "w").write(doc.rstrip("\n") + "\n")
+        doc = doc.rstrip("\n") + "\n\n" + HEADING + "\n\n" + block + "\n"
+    open(markdown, "w").write(doc)
 
 
 def main():
