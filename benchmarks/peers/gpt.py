@@ -147,6 +147,26 @@ class Data:
         return self.batch(self.held_out[first:first + micro_batch])
 
 
+class SerialHook:
+    """powerSGD_hook, one bucket at a time. Each bucket's hook is a chain (all-reduce P, then from
+    its callback, on a gloo thread, all-reduce Q); with several buckets the second bucket's first
+    all-reduce and the first bucket's second race, gloo pairs collectives by issue order, and the
+    ranks then pair different ones (gloo aborts: "op.preamble.length <= op.nbytes", seen here with
+    2 processes). Waiting for the previous bucket's chain keeps the order the same everywhere; it
+    costs at most one bucket's small PowerSGD exchange of overlap with the backward pass."""
+
+    def __init__(self, state):
+        self.state = state
+        self.pending = None
+
+    @staticmethod
+    def hook(self, bucket):
+        if self.pending is not None:
+            self.pending.wait()
+        self.pending = powersgd.powerSGD_hook(self.state, bucket)
+        return self.pending
+
+
 def worker(rank, args):
     torch.set_num_threads(1)  # one BLAS thread per rank, as dtfm-train
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -164,7 +184,7 @@ def worker(rank, args):
         # two steps are plain all-reduces.
         state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=args.rank,
                                        start_powerSGD_iter=2, random_seed=args.seed)
-        ddp.register_comm_hook(state, powersgd.powerSGD_hook)
+        ddp.register_comm_hook(SerialHook(state), SerialHook.hook)
     elif args.variant != "none":
         raise ValueError(f"unknown variant {args.variant}")
     opt = torch.optim.AdamW(ddp.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)

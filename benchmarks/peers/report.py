@@ -121,7 +121,21 @@ def chart(runs, path):
     fig.savefig(path, dpi=110)
 
 
-def section(runs, v, command, image_rel):
+def compute_alone(folder):
+    """The equivalence check's runs (1 process, no communication): median step of each side."""
+    found = {}
+    for side in ("dtfm", "torch"):
+        for where in (folder, os.path.dirname(os.path.abspath(folder))):
+            path = os.path.join(where, f"check-{side}.json")
+            if os.path.exists(path):
+                r = json.load(open(path))
+                times = step_times(r)
+                found[side] = (statistics.median(times[1:] if len(times) > 1 else times), r)
+                break
+    return found if len(found) == 2 else None
+
+
+def section(runs, v, command, image_rel, alone=None):
     r0 = runs[0]
     steps = r0["steps"]
     if any(r["steps"] != steps for r in runs):
@@ -151,6 +165,13 @@ def section(runs, v, command, image_rel):
         lines.append(f"- {p} processes: dtfm {d['median_step_s']:.2f} s ÷ {LABELS[b['variant']]} {b['median_step_s']:.2f} s "
                      f"= **{x['ratio']:.2f}** (target ≤ 0.5); eval loss dtfm {d['final_eval_loss']:.4f} vs "
                      f"{b['final_eval_loss']:.4f} ({'equal or better' if x['loss_ok'] else 'worse'}).")
+    if alone:
+        (d, dr), (t, tr) = alone["dtfm"], alone["torch"]
+        mb = tr.get("micro_batches", "?")
+        lines += ["", f"Compute alone (run.sh's check: 1 process, no communication, {len(tr['history'])} steps of {mb} "
+                      f"micro-batches, median without the first step): dtfm-train {d:.2f} s, PyTorch {t:.2f} s per step "
+                      f"(dtfm ÷ PyTorch {d / t:.2f}); both use Debian's OpenBLAS with one thread. A step at P processes here "
+                      "also shares the 2 cores P ways."]
     lines += ["", f"Entropy floor of the corpus: {floor:.4f} nats/token (uniform: 3.4657).", "",
               f"![step time and loss against time]({image_rel})", ""]
     return "\n".join(lines)
@@ -195,7 +216,7 @@ def main():
         chart(runs, a.image)
     if a.markdown:
         rel = os.path.relpath(a.image, os.path.dirname(os.path.abspath(a.markdown))) if a.image else ""
-        splice(a.markdown, section(runs, v, a.command, rel))
+        splice(a.markdown, section(runs, v, a.command, rel, compute_alone(a.results)))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ $py -c "import torch, torch.distributed; assert torch.distributed.is_gloo_availa
 $py -c "import matplotlib" 2>/dev/null || die "matplotlib not found for $py: apt-get install python3-matplotlib"
 
 mkdir -p "$out/results"
-rm -f "$out"/results/*.json "$out"/results/*.wire
+rm -f "$out"/results/*.json "$out"/results/*.wire "$out"/check-*.json
 
 echo "== exporting dtfm's corpus samples, sharding order and initial parameters" >&2
 g++ -std=c++20 -O2 -Iinclude benchmarks/peers/export_data.cpp -lopenblas -o "$out/dtfm-peers-export"
@@ -68,10 +68,10 @@ port=29500
 if [[ -z ${PEERS_SKIP_CHECK:-} ]]; then
     echo "== check: the same model, data and optimizer (1 process, 3 steps, both sides)" >&2
     in_ns "$train" --stages 1 --replicas 1 --steps 3 --micro-batches 2 --micro-batch "$micro_batch" --seed 1 \
-        --compress none --eval-every 0 "${unthrottled[@]}" --report "$out/check-dtfm.json" >/dev/null
+        --compress none --eval-every 0 "${unthrottled[@]}" --report "$out/results/check-dtfm.json" >/dev/null
     in_ns $py benchmarks/peers/gpt.py --data "$out/data" --procs 1 --variant none --steps 3 --micro-batches 2 \
-        --micro-batch "$micro_batch" --port $((port++)) --out "$out/check-torch.json" >/dev/null
-    $py - "$out/check-dtfm.json" "$out/check-torch.json" <<'EOF'
+        --micro-batch "$micro_batch" --port $((port++)) --out "$out/results/check-torch.json" >/dev/null
+    $py - "$out/results/check-dtfm.json" "$out/results/check-torch.json" <<'EOF'
 import json, sys
 d, t = (json.load(open(p)) for p in sys.argv[1:])
 a = [h["loss"] for h in d["history"]] + [d["final_eval_loss"]]
@@ -85,19 +85,30 @@ print(f"  same losses within {worst:.1e}", file=sys.stderr)
 EOF
 fi
 
+# One run: NAME COMMAND…; a failed run is reported and left out of the table, the others go on.
+failed=()
+measure() {
+    local name=$1 before
+    shift
+    before=$(wire_bytes)
+    if in_ns "$@"; then
+        echo $(($(wire_bytes) - before)) >"$out/results/$name.wire"
+    else
+        echo "run.sh: $name failed; left out of the report" >&2
+        rm -f "$out/results/$name.json"
+        failed+=("$name")
+    fi
+}
+
 for p in $procs; do
     for variant in none fp16 powersgd; do
         echo "== PyTorch DDP, $p processes, hook: $variant" >&2
-        before=$(wire_bytes)
-        in_ns $py benchmarks/peers/gpt.py --data "$out/data" --procs "$p" --variant "$variant" "${common[@]}" \
-            --port $((port++)) --out "$out/results/torch-$variant-$p.json" --progress
-        echo $(($(wire_bytes) - before)) >"$out/results/torch-$variant-$p.wire"
+        measure "torch-$variant-$p" $py benchmarks/peers/gpt.py --data "$out/data" --procs "$p" --variant "$variant" \
+            "${common[@]}" --port $((port++)) --out "$out/results/torch-$variant-$p.json" --progress
     done
     echo "== dtfm-train, $p processes, cocktail data-parallel over MPI TCP" >&2
-    before=$(wire_bytes)
-    in_ns "${mpi[@]}" -n "$p" "$train" --stages 1 --replicas "$p" --transport mpi --compress dtfm --eval-every 0 \
-        "${common[@]}" "${unthrottled[@]}" --report "$out/results/dtfm-cocktail-$p.json"
-    echo $(($(wire_bytes) - before)) >"$out/results/dtfm-cocktail-$p.wire"
+    measure "dtfm-cocktail-$p" "${mpi[@]}" -n "$p" "$train" --stages 1 --replicas "$p" --transport mpi --compress dtfm \
+        --eval-every 0 "${common[@]}" "${unthrottled[@]}" --report "$out/results/dtfm-cocktail-$p.json"
 done
 
 if [[ -z ${PEERS_NO_DOCS:-} ]]; then
@@ -106,3 +117,4 @@ if [[ -z ${PEERS_NO_DOCS:-} ]]; then
 else
     $py benchmarks/peers/report.py "$out/results"
 fi
+(( ${#failed[@]} == 0 )) || { echo "run.sh: failed runs: ${failed[*]}" >&2; exit 1; }
