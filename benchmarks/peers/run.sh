@@ -9,6 +9,8 @@
 #
 #   sudo benchmarks/peers/run.sh [BUILD_DIR=build/release] [STEPS=10] [PROCS="2 4"]
 #   env: MICRO_BATCHES=4 MICRO_BATCH=8 (dtfm-train's defaults), PEERS_SKIP_CHECK=1, PEERS_NO_DOCS=1
+# Eight runs (3 PyTorch variants + dtfm at 2 and at 4 processes): the default 10 steps take about
+# 10 minutes on a quiet 2-core machine; 20 steps took 34 minutes on a loaded one (load average ~10).
 #
 # Needs root (a network namespace and tc), Open MPI, and Debian's python3-torch and
 # python3-matplotlib (apt-get install python3-torch python3-matplotlib); dtfm-train built
