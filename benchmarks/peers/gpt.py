@@ -229,7 +229,7 @@ def worker(rank, args):
             "framework": "pytorch", "torch": torch.__version__, "variant": args.variant, "processes": args.procs,
             "steps": args.steps, "micro_batches": M, "micro_batch": B, "context": m["context"],
             "powersgd_rank": args.rank if args.variant == "powersgd" else None,
-            "median_step_s": statistics.median(step_times), "step_times": step_times, "seconds": seconds,
+            "median_step_s": statistics.median(step_times[1:] or step_times),  # without the first step "step_times": step_times, "seconds": seconds,
             "final_loss": mean_losses[-1], "final_eval_loss": statistics.fmean(g["eval"] for g in gathered),
             "entropy_floor": m["entropy_floor"], "parameters": sum(p.numel() for p in model.parameters()),
             "history": [{"step": i + 1, "seconds": ends[i], "loss": mean_losses[i]} for i in range(args.steps)],
