@@ -31,6 +31,20 @@ DTFM_HOST_DEVICE std::uint32_t randomk_position(std::uint64_t key, std::uint64_t
     return stratified_index(key, i, n, k);
 }
 
+// The size of stratum i, 1/π of its position: what a scaled decode multiplies the kept value by.
+DTFM_HOST_DEVICE std::uint32_t randomk_stratum_size(std::uint64_t i, std::uint64_t n, std::uint64_t k) {
+    return static_cast<std::uint32_t>(stratum_begin(i + 1, n, k) - stratum_begin(i, n, k));
+}
+
+// A kept value as a decoder writes it: times its stratum's size when scaled (Horvitz–Thompson).
+DTFM_HOST_DEVICE float randomk_decoded(float v, std::uint32_t stratum_size, bool scaled) {
+#if defined(__CUDA_ARCH__)
+    return scaled ? __fmul_rn(v, static_cast<float>(stratum_size)) : v;
+#else
+    return scaled ? v * static_cast<float>(stratum_size) : v;
+#endif
+}
+
 // Payload: header {kind::randomk, param_a = Scaled (0 or 1), param_b/param_c = Fraction num/den,
 // count = n, body = 24 + 4k}; body = the encoder's step, chunk and seed (u64 each), then the k fp32
 // values in position order. The decoder derives the positions from its own context and refuses a
@@ -123,7 +137,7 @@ public:
         const std::byte* kept = body + context_bytes;
         for_each_kept(n, [&](std::size_t i, std::uint32_t p, std::uint64_t stratum) {
             const float v = std::bit_cast<float>(wire::load_le<std::uint32_t>(kept + 4 * i));
-            out[p] = Scaled ? v * static_cast<float>(stratum) : v;
+            out[p] = randomk_decoded(v, static_cast<std::uint32_t>(stratum), Scaled);
         });
     }
 
