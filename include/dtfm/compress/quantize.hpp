@@ -307,14 +307,7 @@ public:
     // length can be malformed.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
-        const auto h = payload_header::read(payload, kind::quantize, n);
-        payload_header::expect((h.param_a & 0xFu) == Bits, "bits", h.param_a & 0xFu);
-        payload_header::expect(((h.param_a >> 4) & 0x3u) == Scale::id, "scale", (h.param_a >> 4) & 0x3u);
-        payload_header::expect(((h.param_a >> 6) & 0x3u) == Rounding::id, "rounding", (h.param_a >> 6) & 0x3u);
-        payload_header::expect(h.param_a == param_a, "param_a", h.param_a);
-        payload_header::expect(h.param_b == Block, "block", h.param_b);
-        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
-        payload_header::expect_body(h, body_bytes(n));
+        check_header(payload_header::read(payload, kind::quantize, n), n);
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* codes = scales + blocks(n) * block_scale_bytes;
         // As in encode, full blocks apart from the last, shorter one.
@@ -329,6 +322,17 @@ public:
             load_fields(scales + block_scale_bytes * full, fields);
             decode_block(codes + full * (Block / 8 * Bits), rest, fields, out.data() + full * Block);
         }
+    }
+
+    // The checks decode makes of a header read for n values (shared with dtfm/cuda/quantize.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect((h.param_a & 0xFu) == Bits, "bits", h.param_a & 0xFu);
+        payload_header::expect(((h.param_a >> 4) & 0x3u) == Scale::id, "scale", (h.param_a >> 4) & 0x3u);
+        payload_header::expect(((h.param_a >> 6) & 0x3u) == Rounding::id, "rounding", (h.param_a >> 6) & 0x3u);
+        payload_header::expect(h.param_a == param_a, "param_a", h.param_a);
+        payload_header::expect(h.param_b == Block, "block", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
+        payload_header::expect_body(h, body_bytes(n));
     }
 
     // ---- the block math, for compressors that quantize part of their payload and for kernels ----

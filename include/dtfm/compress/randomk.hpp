@@ -120,18 +120,10 @@ public:
     // Zero-fills out and scatters the values (each times its stratum's size when Scaled). Every
     // check runs before the first write to out.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
-        const auto h = payload_header::read(payload, kind::randomk, out.size());
-        payload_header::expect(h.param_a == (Scaled ? 1u : 0u), "scaled", h.param_a);
-        payload_header::expect(h.param_b == static_cast<std::uint64_t>(Fraction::num), "fraction numerator", h.param_b);
-        payload_header::expect(h.param_c == static_cast<std::uint64_t>(Fraction::den), "fraction denominator",
-                               h.param_c);
-        payload_header::expect(h.count <= std::numeric_limits<std::uint32_t>::max(), "count", h.count);
         const std::size_t n = out.size();
-        payload_header::expect_body(h, context_bytes + 4 * static_cast<std::uint64_t>(k_for(n)));
+        check_header(payload_header::read(payload, kind::randomk, n), n);
         const std::byte* body = payload.data() + payload_header::size;
-        expect_context(wire::load_le<std::uint64_t>(body), step_, "step");
-        expect_context(wire::load_le<std::uint64_t>(body + 8), chunk_, "chunk");
-        expect_context(wire::load_le<std::uint64_t>(body + 16), seed_, "seed");
+        check_context(body);
 
         std::fill(out.begin(), out.end(), 0.0f);
         const std::byte* kept = body + context_bytes;
@@ -139,6 +131,23 @@ public:
             const float v = std::bit_cast<float>(wire::load_le<std::uint32_t>(kept + 4 * i));
             out[p] = randomk_decoded(v, static_cast<std::uint32_t>(stratum), Scaled);
         });
+    }
+
+    // The checks decode makes of a header read for n values, and of the 24 context bytes after it
+    // (shared with dtfm/cuda/randomk.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect(h.param_a == (Scaled ? 1u : 0u), "scaled", h.param_a);
+        payload_header::expect(h.param_b == static_cast<std::uint64_t>(Fraction::num), "fraction numerator", h.param_b);
+        payload_header::expect(h.param_c == static_cast<std::uint64_t>(Fraction::den), "fraction denominator",
+                               h.param_c);
+        payload_header::expect(h.count <= std::numeric_limits<std::uint32_t>::max(), "count", h.count);
+        payload_header::expect_body(h, context_bytes + 4 * static_cast<std::uint64_t>(k_for(n)));
+    }
+
+    void check_context(const std::byte* context) const {
+        expect_context(wire::load_le<std::uint64_t>(context), step_, "step");
+        expect_context(wire::load_le<std::uint64_t>(context + 8), chunk_, "chunk");
+        expect_context(wire::load_le<std::uint64_t>(context + 16), seed_, "seed");
     }
 
 private:

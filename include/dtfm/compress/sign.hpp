@@ -64,11 +64,7 @@ public:
     // Any scales and bits decode; only the header and the length can be malformed.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
-        const auto h = payload_header::read(payload, kind::sign, n);
-        payload_header::expect(h.param_a == mean_abs_scale, "scale", h.param_a);
-        payload_header::expect(h.param_b == Block, "block", h.param_b);
-        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
-        payload_header::expect_body(h, body_bytes(n));
+        check_header(payload_header::read(payload, kind::sign, n), n);
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* bits = scales + 4 * blocks(n);
         for (std::size_t b = 0; b < blocks(n); ++b) {
@@ -77,6 +73,14 @@ public:
             const float s = std::bit_cast<float>(wire::load_le<std::uint32_t>(scales + 4 * b));
             decode_block(bits + first / 8, len, s, out.data() + first);
         }
+    }
+
+    // The checks decode makes of a header read for n values (shared with dtfm/cuda/sign.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect(h.param_a == mean_abs_scale, "scale", h.param_a);
+        payload_header::expect(h.param_b == Block, "block", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
+        payload_header::expect_body(h, body_bytes(n));
     }
 
     // ---- the block math, for compressors and kernels that reuse it ----
