@@ -19,12 +19,14 @@
 #include <vector>
 
 #include "dtfm/compress/cocktail.hpp"
+#include "dtfm/compress/delta.hpp"
 #include "dtfm/compress/error_feedback.hpp"
 #include "dtfm/compress/quantize.hpp"
 #include "dtfm/compress/randomk.hpp"
 #include "dtfm/compress/sign.hpp"
 #include "dtfm/compress/topk.hpp"
 #include "dtfm/cuda/cocktail.cuh"
+#include "dtfm/cuda/delta.cuh"
 #include "dtfm/cuda/error_feedback.cuh"
 #include "dtfm/cuda/quantize.cuh"
 #include "dtfm/cuda/randomk.cuh"
@@ -274,6 +276,54 @@ inline void cocktail_checks() {
     refuses(device, bitmap, 100000, "cocktail bitmap count");
 }
 
+inline void delta_checks() {
+    const std::size_t n = 3000;
+    using host_delta = dtfm::compress::delta<dtfm::compress::quantize<4>>;
+    using device_delta = dtfm::cuda::delta<dtfm::cuda::quantize<4>>;
+    host_delta host_sender(1 << 20);
+    host_delta host_receiver(1 << 20);
+    device_delta sender(1 << 20);
+    device_delta receiver(1 << 20);
+    const std::uint64_t ids[] = {1, 1, 2, 1, 2, 2};
+    for (std::size_t v = 0; v < std::size(ids); ++v) {
+        const auto a = test_values(n, static_cast<std::uint32_t>(40 + v));
+        const std::string what = "delta<quantize<4>> visit " + std::to_string(v);
+        std::vector<std::byte> hp(host_sender.max_payload_bytes(n));
+        host_sender.set_sample(ids[v]);
+        hp.resize(host_sender.encode(a, hp));
+        thrust::device_vector<float> da(a.begin(), a.end());
+        thrust::device_vector<std::byte> dp(sender.max_payload_bytes(n));
+        sender.set_sample(ids[v]);
+        const std::size_t db = sender.encode(span_of(da), span_of(dp));
+        auto device_bytes = to_host(dp);
+        device_bytes.resize(db);
+        expect(device_bytes == hp, what + ": payload bytes");
+
+        std::vector<float> hout(n);
+        host_receiver.set_sample(ids[v]);
+        host_receiver.decode(hp, hout);
+        thrust::device_vector<std::byte> from_host(hp.begin(), hp.end());
+        thrust::device_vector<float> dout(n);
+        receiver.set_sample(ids[v]);
+        receiver.decode(span_of(from_host), span_of(dout));
+        expect(same_bits(to_host(dout), hout), what + ": decoded m(id)");
+    }
+    // A delta for a sample this receiver never held: out of step.
+    const auto a = test_values(n, 1);
+    std::vector<std::byte> hp(host_sender.max_payload_bytes(n));
+    host_sender.set_sample(1);
+    hp.resize(host_sender.encode(a, hp));
+    device_delta fresh(1 << 20);
+    fresh.set_sample(1);
+    std::vector<float> ones(n, 1.0f);
+    thrust::device_vector<float> seed_values(ones.begin(), ones.end());
+    thrust::device_vector<std::byte> scratch(fresh.max_payload_bytes(n));
+    fresh.set_sample(7);
+    fresh.encode(span_of(seed_values), span_of(scratch));  // shapes it; holds sample 7 only
+    fresh.set_sample(1);
+    refuses(fresh, hp, n, "delta for a sample not held");
+}
+
 inline int run_all() {
     quantize_checks();
     sign_checks();
@@ -281,6 +331,7 @@ inline int run_all() {
     topk_checks();
     error_feedback_checks();
     cocktail_checks();
+    delta_checks();
     std::printf("%s (%d failures)\n", failures == 0 ? "all checks passed" : "some checks failed", failures);
     return failures == 0 ? 0 : 1;
 }

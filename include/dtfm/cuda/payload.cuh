@@ -135,6 +135,7 @@ public:
         }
     }
     T* data() { return buffer_.data(); }
+    const T* data() const { return buffer_.data(); }
     std::size_t size() const { return buffer_.size(); }
 
 private:
