@@ -214,6 +214,18 @@ inline void topk_checks() {
         dtfm::cuda::topk<std::ratio<1, 5>> dfifth;
         same_as_host(fifth, dfifth, test_values(n, 13), "topk<1/5>");
     }
+    {
+        // Thrust's temporary storage is kept: encodes after the first of a size allocate nothing.
+        dtfm::compress::topk<> host;
+        dtfm::cuda::topk<> device;
+        same_as_host(host, device, test_values(200000, 14), "topk<1/100> warm-up");
+        const std::size_t blocks = device.temp_blocks();
+        expect(blocks > 0, "topk: Thrust temporary storage comes from its allocator");
+        for (std::uint32_t round = 0; round < 3; ++round) {
+            same_as_host(host, device, test_values(200000, 15 + round), "topk<1/100> again");
+        }
+        expect(device.temp_blocks() == blocks, "topk: no new temporary storage after the first encode of a size");
+    }
     dtfm::compress::topk<std::ratio<1, 10>> host;
     dtfm::cuda::topk<std::ratio<1, 10>> device;
     malformed(host, device, 1000, "topk");

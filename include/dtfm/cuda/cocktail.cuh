@@ -180,7 +180,7 @@ public:
 
         const std::byte* bitmap = payload.data() + compress::payload_header::size + context_bytes;
         const std::size_t marked = detail::guarded("cuda::cocktail::decode", [&] {
-            return thrust::transform_reduce(detail::policy(s), thrust::counting_iterator<std::size_t>(0),
+            return thrust::transform_reduce(detail::policy(s, temp_), thrust::counting_iterator<std::size_t>(0),
                                             thrust::counting_iterator<std::size_t>(bitmap_bytes(n)),
                                             detail::byte_popcount{bitmap}, std::size_t{0}, thrust::plus<std::size_t>());
         });
@@ -196,7 +196,7 @@ public:
         if (m == 0) return;
         detail::for_each_index(s, m, detail::bitmap_flags{bitmap, ranks_.data()}, "cuda::cocktail::decode");
         detail::guarded("cuda::cocktail::decode", [&] {
-            thrust::exclusive_scan(detail::policy(s), ranks_.data(), ranks_.data() + m, ranks_.data());
+            thrust::exclusive_scan(detail::policy(s, temp_), ranks_.data(), ranks_.data() + m, ranks_.data());
             return 0;
         });
         detail::for_each_index(
@@ -210,6 +210,7 @@ private:
     RandomK subset_;  // the seed, step, chunk and key of the subset
     quantize_type quantize_;
     detail::topk_selector selector_;
+    detail::temp_allocator temp_;
     detail::scratch<float> subset_values_;
     detail::scratch<float> kept_values_;
     detail::scratch<std::uint8_t> flags_;

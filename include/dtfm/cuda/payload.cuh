@@ -49,6 +49,86 @@ inline constexpr bool on_gpu = false;
 inline auto policy(stream_t) { return thrust::device; }
 #endif
 
+// Temporary storage for Thrust's algorithms (scan, select and sort scratch), kept between calls: after
+// the first call of each size nothing is allocated (a cudaFree would also wait for the device).
+// Blocks are handed out whole, the smallest free one that fits; all are freed with the allocator.
+class temp_allocator {
+public:
+    using value_type = char;
+
+    temp_allocator() = default;
+    temp_allocator(const temp_allocator&) = delete;
+    temp_allocator& operator=(const temp_allocator&) = delete;
+    ~temp_allocator() {
+        for (auto& b : blocks_) free_block(b.data);
+    }
+
+    char* allocate(std::ptrdiff_t n) {
+        const auto size = static_cast<std::size_t>(n > 0 ? n : 1);
+        block* best = nullptr;
+        for (auto& b : blocks_) {
+            if (!b.in_use && b.size >= size && (!best || b.size < best->size)) best = &b;
+        }
+        if (!best) {
+            // Replace the largest free block, if any, by one with headroom: inputs of one size
+            // need slightly different scratch (the candidate count varies), and the set stays small.
+            block* largest = nullptr;
+            for (auto& b : blocks_) {
+                if (!b.in_use && (!largest || b.size > largest->size)) largest = &b;
+            }
+            const std::size_t grown = size + size / 4;
+            if (largest) {
+                free_block(largest->data);
+                blocks_.erase(blocks_.begin() + (largest - blocks_.data()));
+            }
+            blocks_.push_back({new_block(grown), grown, false});
+            best = &blocks_.back();
+        }
+        best->in_use = true;
+        return best->data;
+    }
+
+    void deallocate(char* p, std::size_t) noexcept {
+        for (auto& b : blocks_) {
+            if (b.data == p) b.in_use = false;
+        }
+    }
+
+    std::size_t blocks() const noexcept { return blocks_.size(); }
+
+private:
+    struct block {
+        char* data;
+        std::size_t size;
+        bool in_use;
+    };
+
+    static char* new_block(std::size_t size) {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+        void* p = nullptr;
+        dtfm::detail::check_cuda(cudaMalloc(&p, size), "cudaMalloc(Thrust temporary storage)");
+        return static_cast<char*>(p);
+#else
+        return new char[size];
+#endif
+    }
+    static void free_block(char* p) noexcept {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+        cudaFree(p);
+#else
+        delete[] p;
+#endif
+    }
+
+    std::vector<block> blocks_;
+};
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+inline auto policy(stream_t stream, temp_allocator& temp) { return thrust::cuda::par_nosync(temp).on(stream); }
+#else
+inline auto policy(stream_t, temp_allocator& temp) { return thrust::device(temp); }
+#endif
+
 // Thrust reports CUDA failures as thrust::system_error; dtfm callers catch dtfm::error.
 template <class F>
 decltype(auto) guarded(const char* what, F&& f) {

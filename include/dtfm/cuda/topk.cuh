@@ -104,7 +104,7 @@ public:
     // entries of the returned array (device memory, valid until the next call).
     const std::uint32_t* select(stream_t stream, std::span<const float> x, std::size_t k) {
         const std::size_t n = x.size();
-        const auto exec = policy(stream);
+        const auto exec = policy(stream, temp_);
         std::uint32_t threshold = 0;
         std::size_t count = n;
         if (n > sample_size) {
@@ -139,6 +139,9 @@ public:
         return index;
     }
 
+    // Blocks of Thrust temporary storage held, for tests and diagnostics.
+    std::size_t temp_blocks() const noexcept { return temp_.blocks(); }
+
 private:
     // As compress::detail::sampled_threshold (seed 0): the r-th largest sampled key.
     std::uint32_t sampled_threshold(stream_t stream, std::span<const float> x, std::size_t k) {
@@ -151,12 +154,13 @@ private:
         const auto r = static_cast<std::size_t>(std::ceil(expected + 3 * std::sqrt(expected) + 1));
         const std::size_t rank = r < sample_size ? r : sample_size;
         guarded("cuda::topk", [&] {
-            thrust::sort(policy(stream), keys, keys + sample_size, thrust::greater<std::uint32_t>());
+            thrust::sort(policy(stream, temp_), keys, keys + sample_size, thrust::greater<std::uint32_t>());
             return 0;
         });
         return read_value(stream, keys + (rank - 1));
     }
 
+    temp_allocator temp_;
     scratch<std::uint32_t> sample_;
     scratch<std::uint32_t> index_;
     scratch<std::uint32_t> keys_;
@@ -200,13 +204,16 @@ public:
     }
 
     // Every check (the header, then every index on the device) runs before out changes.
+    // Blocks of Thrust temporary storage held by the selection (encode), for tests.
+    std::size_t temp_blocks() const noexcept { return selector_.temp_blocks(); }
+
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
         const std::size_t k = compress::detail::topk_check_header<Fraction>(
             detail::read_header(stream_, payload, compress::kind::topk, n), n);
         const std::byte* body = payload.data() + compress::payload_header::size;
         const auto bad = detail::guarded("cuda::topk::decode", [&] {
-            return static_cast<std::size_t>(thrust::count_if(detail::policy(stream_),
+            return static_cast<std::size_t>(thrust::count_if(detail::policy(stream_, temp_),
                                                              thrust::counting_iterator<std::size_t>(0),
                                                              thrust::counting_iterator<std::size_t>(k),
                                                              detail::bad_topk_index{body, n}));
@@ -223,6 +230,7 @@ public:
 private:
     stream_t stream_;
     detail::topk_selector selector_;
+    detail::temp_allocator temp_;
 };
 
 static_assert(concepts::compressor_for<topk<>, cuda_space>);
