@@ -67,6 +67,9 @@ macro(dtfm_add_components)
                 set(_dtfm_cccl "CCCL from the toolkit's include folder")
             endif()
             target_compile_definitions(dtfm_cuda INTERFACE DTFM_HAS_CUDA=1)
+            # The shared host/device math (DTFM_HOST_DEVICE) calls constexpr std functions such as
+            # std::bit_cast from device code, which nvcc allows only with this flag.
+            target_compile_options(dtfm_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
             set(DTFM_CUDA_STATUS "found CUDA ${CUDAToolkit_VERSION} (${_dtfm_cccl})")
 
             include(CheckLanguage)

@@ -11,12 +11,12 @@ work=$(mktemp -d)
     nvcc --version | tail -1
     for h in $(cd include && find dtfm -name '*.cuh' | sort); do
         printf '#include "%s"\n#include "%s"\n' "$h" "$h" > "$work/h.cu"
-        nvcc -std=c++20 -x cu -Iinclude -c "$work/h.cu" -o "$work/h.o" && echo "header ok: $h"
+        nvcc -std=c++20 --expt-relaxed-constexpr -x cu -Iinclude -c "$work/h.cu" -o "$work/h.o" && echo "header ok: $h"
     done
     status=0
     for t in tests/cuda/*.cu; do
         name=$(basename "$t" .cu)
-        nvcc -std=c++20 -O2 -arch=sm_90 -Iinclude "$t" -o "$work/$name"
+        nvcc -std=c++20 -O2 --expt-relaxed-constexpr -arch=sm_90 -Iinclude -Itests/cuda "$t" -o "$work/$name"
         if "$work/$name"; then echo "PASS $name"; else echo "FAIL $name"; status=1; fi
     done
     exit $status

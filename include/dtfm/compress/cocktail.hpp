@@ -89,6 +89,7 @@ public:
         const auto h = payload_header::read(payload, kind::cocktail, n);
         const std::size_t m = subset_for(n);
         const std::size_t k = kept_for(n);
+        check_params(h);
         payload_header::expect_body(h, max_payload_bytes(n) - payload_header::size);
         const std::byte* body = payload.data() + payload_header::size;
         const auto step = wire::load_le<std::uint64_t>(body);
@@ -111,6 +112,13 @@ public:
         for (std::size_t i = 0; i < m; ++i) {
             if ((static_cast<unsigned>(bitmap[i / 8]) >> (i % 8)) & 1u) out[positions_[i]] = kept_values_[j++];
         }
+    }
+
+    // The parameter fields are unused and must be zero (shared with dtfm/cuda/cocktail.cuh).
+    static void check_params(const payload_header& h) {
+        payload_header::expect(h.param_a == 0, "param_a", h.param_a);
+        payload_header::expect(h.param_b == 0, "param_b", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
     }
 
 private:

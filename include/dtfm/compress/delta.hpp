@@ -20,10 +20,20 @@
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/compress/payload.hpp"
 #include "dtfm/concepts/compressor.hpp"
+#include "dtfm/config.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 
 namespace dtfm::compress {
+
+// m(ξ) += D(C(a − m(ξ))), per element: the one update both sides (and dtfm/cuda/delta.cuh) apply.
+DTFM_HOST_DEVICE float delta_update(float reference, float decoded) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(reference, decoded);
+#else
+    return reference + decoded;
+#endif
+}
 
 // Payload (kind::delta, behind the 32-byte header of payload.hpp):
 //   param_a  body form: 0 = full (the activation as n little-endian fp32, body 4n bytes),
@@ -163,7 +173,7 @@ private:
 
     // Both sides update m with this one function, so their m(ξ) stay bitwise equal.
     static void add(std::span<float> m, std::span<const float> d) noexcept {
-        for (std::size_t i = 0; i < m.size(); ++i) m[i] += d[i];
+        for (std::size_t i = 0; i < m.size(); ++i) m[i] = delta_update(m[i], d[i]);
     }
 
     static void write_header(std::span<std::byte> payload, std::uint16_t form, std::uint64_t id, std::size_t n,

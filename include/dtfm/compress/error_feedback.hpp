@@ -13,10 +13,16 @@
 
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/concepts/compressor.hpp"
+#include "dtfm/config.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 
 namespace dtfm::compress {
+
+// The per-element update, shared with the device kernels of dtfm/cuda/error_feedback.cuh:
+// v = g + e is what C compresses, and e' = v − D(C(v)) is carried to the next step.
+DTFM_HOST_DEVICE float feedback_input(float value, float residual) { return value + residual; }
+DTFM_HOST_DEVICE float feedback_residual(float corrected, float decoded) { return corrected - decoded; }
 
 // The sender keeps the residual; the payload is C's own, so any C decoder (which needs no state)
 // reads it. C::decode must depend only on the payload and on context the caller set on C (a
@@ -48,7 +54,7 @@ public:
             throw error("error_feedback::encode: " + std::to_string(n) + " values, the residual holds " +
                         std::to_string(residual_.size()) + " (call reset() to change the tensor size)");
         }
-        for (std::size_t i = 0; i < n; ++i) corrected_[i] = values[i] + residual_[i];
+        for (std::size_t i = 0; i < n; ++i) corrected_[i] = feedback_input(values[i], residual_[i]);
         const std::size_t bytes = inner_.encode(std::span<const float>(corrected_), payload);
         // The decoded values land in residual_ and become v − D(C(v)) in place: no third buffer.
         try {
@@ -58,7 +64,7 @@ public:
             std::fill(residual_.begin(), residual_.end(), 0.0f);
             throw;
         }
-        for (std::size_t i = 0; i < n; ++i) residual_[i] = corrected_[i] - residual_[i];
+        for (std::size_t i = 0; i < n; ++i) residual_[i] = feedback_residual(corrected_[i], residual_[i]);
         return bytes;
     }
 

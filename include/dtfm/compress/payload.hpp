@@ -55,11 +55,18 @@ struct payload_header {
     // `out_count` elements: magic, version, kind, count and that the body is exactly the rest of
     // the payload. Parameter fields are the caller's to check.
     static payload_header read(std::span<const std::byte> payload, compress::kind expected, std::size_t out_count) {
-        if (payload.size() < size) {
+        return read(payload.first(payload.size() < size ? payload.size() : size), payload.size(), expected, out_count);
+    }
+
+    // The same for a payload of payload_size bytes whose first min(payload_size, 32) bytes are
+    // `head` (a copy of a payload in device memory, say).
+    static payload_header read(std::span<const std::byte> head, std::size_t payload_size, compress::kind expected,
+                               std::size_t out_count) {
+        if (payload_size < size || head.size() < size) {
             throw wire_error(wire_error::reason::truncated,
-                             "payload of " + std::to_string(payload.size()) + " bytes is shorter than its header");
+                             "payload of " + std::to_string(payload_size) + " bytes is shorter than its header");
         }
-        const std::byte* p = payload.data();
+        const std::byte* p = head.data();
         if (wire::load_le<std::uint32_t>(p) != magic) {
             throw wire_error(wire_error::reason::bad_magic, "not a dtfm compressed payload");
         }
@@ -84,8 +91,8 @@ struct payload_header {
                                                                  " elements, the output has room for " +
                                                                  std::to_string(out_count));
         }
-        if (h.body_bytes != payload.size() - size) {
-            throw wire_error(wire_error::reason::bad_length, "payload body of " + std::to_string(payload.size() - size) +
+        if (h.body_bytes != payload_size - size) {
+            throw wire_error(wire_error::reason::bad_length, "payload body of " + std::to_string(payload_size - size) +
                                                                  " bytes, its header says " +
                                                                  std::to_string(h.body_bytes));
         }

@@ -25,6 +25,29 @@
 
 namespace dtfm::compress {
 
+namespace detail {
+
+// A float product and sum rounded on their own: never contracted into an FMA, so device kernels
+// (nvcc contracts by default) give the host's codes and values bit for bit. On the host they are
+// the plain operators, and the compiler treats them as it always did.
+DTFM_HOST_DEVICE float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+DTFM_HOST_DEVICE float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
+}  // namespace detail
+
 // The grid of one block: code c decodes to lo + c·step, the top code to top_value = hi + 0·step
 // (hi exactly, or NaN where step is not finite, so a non-finite range spreads to every code).
 // inv_step is about 1/step, or 0 when hi = lo (a constant block: every value gets code 0 and
@@ -78,6 +101,14 @@ struct absmax {
         f[0] = std::bit_cast<float>(m);
     }
 
+    // Merges the fields g of another part of the block into f: measure over a block equals
+    // measure over its parts, combined in any order (a device reduces a block's parts this way).
+    DTFM_HOST_DEVICE static void combine(float* f, const float* g) {
+        const std::int32_t a = std::bit_cast<std::int32_t>(f[0]);
+        const std::int32_t b = std::bit_cast<std::int32_t>(g[0]);
+        f[0] = std::bit_cast<float>(a > b ? a : b);
+    }
+
     // 0 − m rather than −m: an all-zero block decodes to +0, not −0.
     template <int Bits>
     DTFM_HOST_DEVICE static quant_grid grid(const float* f) {
@@ -107,6 +138,16 @@ struct minmax {
         }
         f[0] = std::bit_cast<float>(ordered_bits(lo));
         f[1] = std::bit_cast<float>(ordered_bits(hi));
+    }
+
+    // As absmax::combine; the parts must not be empty (an empty part measures as [0, 0]).
+    DTFM_HOST_DEVICE static void combine(float* f, const float* g) {
+        const std::int32_t lo = ordered(f[0]);
+        const std::int32_t hi = ordered(f[1]);
+        const std::int32_t glo = ordered(g[0]);
+        const std::int32_t ghi = ordered(g[1]);
+        f[0] = std::bit_cast<float>(ordered_bits(glo < lo ? glo : lo));
+        f[1] = std::bit_cast<float>(ordered_bits(ghi > hi ? ghi : hi));
     }
 
     template <int Bits>
@@ -266,14 +307,7 @@ public:
     // length can be malformed.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
-        const auto h = payload_header::read(payload, kind::quantize, n);
-        payload_header::expect((h.param_a & 0xFu) == Bits, "bits", h.param_a & 0xFu);
-        payload_header::expect(((h.param_a >> 4) & 0x3u) == Scale::id, "scale", (h.param_a >> 4) & 0x3u);
-        payload_header::expect(((h.param_a >> 6) & 0x3u) == Rounding::id, "rounding", (h.param_a >> 6) & 0x3u);
-        payload_header::expect(h.param_a == param_a, "param_a", h.param_a);
-        payload_header::expect(h.param_b == Block, "block", h.param_b);
-        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
-        payload_header::expect_body(h, body_bytes(n));
+        check_header(payload_header::read(payload, kind::quantize, n), n);
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* codes = scales + blocks(n) * block_scale_bytes;
         // As in encode, full blocks apart from the last, shorter one.
@@ -288,6 +322,17 @@ public:
             load_fields(scales + block_scale_bytes * full, fields);
             decode_block(codes + full * (Block / 8 * Bits), rest, fields, out.data() + full * Block);
         }
+    }
+
+    // The checks decode makes of a header read for n values (shared with dtfm/cuda/quantize.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect((h.param_a & 0xFu) == Bits, "bits", h.param_a & 0xFu);
+        payload_header::expect(((h.param_a >> 4) & 0x3u) == Scale::id, "scale", (h.param_a >> 4) & 0x3u);
+        payload_header::expect(((h.param_a >> 6) & 0x3u) == Rounding::id, "rounding", (h.param_a >> 6) & 0x3u);
+        payload_header::expect(h.param_a == param_a, "param_a", h.param_a);
+        payload_header::expect(h.param_b == Block, "block", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
+        payload_header::expect_body(h, body_bytes(n));
     }
 
     // ---- the block math, for compressors that quantize part of their payload and for kernels ----
@@ -310,11 +355,11 @@ public:
     DTFM_HOST_DEVICE static std::uint32_t code_of(float x, float lo, float inv, std::uint32_t key, std::uint32_t i) {
         constexpr float magic = 0x1.8p23f;
         constexpr std::uint32_t magic_bits = 0x4B400000u;
-        float t = (x - lo) * inv;
+        float t = detail::mul_rn(x - lo, inv);
         std::uint32_t k = 0;
         if constexpr (std::same_as<Rounding, stochastic>) {
             // ⌊t + u⌋: rounded to nearest, then one down where that rounded up.
-            t += detail::rounding_uniform(key, i);
+            t = detail::add_rn(t, detail::rounding_uniform(key, i));
             const float r = t + magic;
             k = std::bit_cast<std::uint32_t>(r) - magic_bits;
             k -= static_cast<std::uint32_t>(r - magic > t);
@@ -330,7 +375,7 @@ public:
     // The select is on bit patterns: g++ will not if-convert a float select whose other arm may
     // trap, and the loops would not vectorise.
     DTFM_HOST_DEVICE static float value_of(std::uint32_t c, float lo, float step, std::uint32_t top_value) {
-        const float v = lo + static_cast<float>(c) * step;
+        const float v = detail::add_rn(lo, detail::mul_rn(static_cast<float>(c), step));
         const std::uint32_t top = c == top_code ? 0xFFFFFFFFu : 0u;
         return std::bit_cast<float>((top_value & top) | (std::bit_cast<std::uint32_t>(v) & ~top));
     }
@@ -405,6 +450,43 @@ public:
             block_codes(x, n, g, key, codes);
             pack_bits<Bits>(std::span<const std::uint8_t>(codes, n), packed);
         }
+    }
+
+    // ---- one group of 8 codes: the unit of work of a device thread (dtfm/cuda/quantize.cuh) ----
+
+    // Codes 8j … 8j + 7 of a block of n values (fewer in a last, partial group) on grid g, packed
+    // into their packed_bytes<Bits> bytes at packed + j·Bits: the bytes encode_codes writes there.
+    DTFM_HOST_DEVICE static void encode_group(const float* block, std::size_t n, const quant_grid& g,
+                                              std::uint32_t key, std::size_t j, std::byte* packed) {
+        const std::size_t first = 8 * j;
+        const std::size_t count = n - first < 8 ? n - first : 8;
+        std::uint8_t codes[8];
+        for (std::size_t c = 0; c < 8; ++c) {
+            codes[c] = c < count ? static_cast<std::uint8_t>(code_of(block[first + c], g.lo, g.inv_step, key,
+                                                                     static_cast<std::uint32_t>(first + c)))
+                                 : std::uint8_t{0};
+        }
+        if (count == 8) {
+            pack_group<Bits>(codes, packed + Bits * j);
+        } else {
+            std::byte bytes[Bits] = {};
+            pack_group<Bits>(codes, bytes);
+            for (std::size_t t = 0; t < packed_bytes<Bits>(count); ++t) packed[Bits * j + t] = bytes[t];
+        }
+    }
+
+    // The values of codes 8j … 8j + 7 of a block of n (fewer in a last group) into block_out;
+    // reads only the group's packed_bytes<Bits> bytes. The values decode_block writes there.
+    DTFM_HOST_DEVICE static void decode_group(const std::byte* packed, std::size_t n, const quant_grid& g,
+                                              std::size_t j, float* block_out) {
+        const std::size_t first = 8 * j;
+        const std::size_t count = n - first < 8 ? n - first : 8;
+        std::byte bytes[Bits] = {};
+        for (std::size_t t = 0; t < packed_bytes<Bits>(count); ++t) bytes[t] = packed[Bits * j + t];
+        std::uint8_t codes[8];
+        unpack_group<Bits>(bytes, codes);
+        const std::uint32_t top_value = std::bit_cast<std::uint32_t>(g.top_value);
+        for (std::size_t c = 0; c < count; ++c) block_out[first + c] = value_of(codes[c], g.lo, g.step, top_value);
     }
 
     // The values of a block of n ≤ Block packed codes (a larger n is cut to Block), in the form

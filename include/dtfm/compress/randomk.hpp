@@ -31,6 +31,20 @@ DTFM_HOST_DEVICE std::uint32_t randomk_position(std::uint64_t key, std::uint64_t
     return stratified_index(key, i, n, k);
 }
 
+// The size of stratum i, 1/π of its position: what a scaled decode multiplies the kept value by.
+DTFM_HOST_DEVICE std::uint32_t randomk_stratum_size(std::uint64_t i, std::uint64_t n, std::uint64_t k) {
+    return static_cast<std::uint32_t>(stratum_begin(i + 1, n, k) - stratum_begin(i, n, k));
+}
+
+// A kept value as a decoder writes it: times its stratum's size when scaled (Horvitz–Thompson).
+DTFM_HOST_DEVICE float randomk_decoded(float v, std::uint32_t stratum_size, bool scaled) {
+#if defined(__CUDA_ARCH__)
+    return scaled ? __fmul_rn(v, static_cast<float>(stratum_size)) : v;
+#else
+    return scaled ? v * static_cast<float>(stratum_size) : v;
+#endif
+}
+
 // Payload: header {kind::randomk, param_a = Scaled (0 or 1), param_b/param_c = Fraction num/den,
 // count = n, body = 24 + 4k}; body = the encoder's step, chunk and seed (u64 each), then the k fp32
 // values in position order. The decoder derives the positions from its own context and refuses a
@@ -106,25 +120,34 @@ public:
     // Zero-fills out and scatters the values (each times its stratum's size when Scaled). Every
     // check runs before the first write to out.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
-        const auto h = payload_header::read(payload, kind::randomk, out.size());
-        payload_header::expect(h.param_a == (Scaled ? 1u : 0u), "scaled", h.param_a);
-        payload_header::expect(h.param_b == static_cast<std::uint64_t>(Fraction::num), "fraction numerator", h.param_b);
-        payload_header::expect(h.param_c == static_cast<std::uint64_t>(Fraction::den), "fraction denominator",
-                               h.param_c);
-        payload_header::expect(h.count <= std::numeric_limits<std::uint32_t>::max(), "count", h.count);
         const std::size_t n = out.size();
-        payload_header::expect_body(h, context_bytes + 4 * static_cast<std::uint64_t>(k_for(n)));
+        check_header(payload_header::read(payload, kind::randomk, n), n);
         const std::byte* body = payload.data() + payload_header::size;
-        expect_context(wire::load_le<std::uint64_t>(body), step_, "step");
-        expect_context(wire::load_le<std::uint64_t>(body + 8), chunk_, "chunk");
-        expect_context(wire::load_le<std::uint64_t>(body + 16), seed_, "seed");
+        check_context(body);
 
         std::fill(out.begin(), out.end(), 0.0f);
         const std::byte* kept = body + context_bytes;
         for_each_kept(n, [&](std::size_t i, std::uint32_t p, std::uint64_t stratum) {
             const float v = std::bit_cast<float>(wire::load_le<std::uint32_t>(kept + 4 * i));
-            out[p] = Scaled ? v * static_cast<float>(stratum) : v;
+            out[p] = randomk_decoded(v, static_cast<std::uint32_t>(stratum), Scaled);
         });
+    }
+
+    // The checks decode makes of a header read for n values, and of the 24 context bytes after it
+    // (shared with dtfm/cuda/randomk.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect(h.param_a == (Scaled ? 1u : 0u), "scaled", h.param_a);
+        payload_header::expect(h.param_b == static_cast<std::uint64_t>(Fraction::num), "fraction numerator", h.param_b);
+        payload_header::expect(h.param_c == static_cast<std::uint64_t>(Fraction::den), "fraction denominator",
+                               h.param_c);
+        payload_header::expect(h.count <= std::numeric_limits<std::uint32_t>::max(), "count", h.count);
+        payload_header::expect_body(h, context_bytes + 4 * static_cast<std::uint64_t>(k_for(n)));
+    }
+
+    void check_context(const std::byte* context) const {
+        expect_context(wire::load_le<std::uint64_t>(context), step_, "step");
+        expect_context(wire::load_le<std::uint64_t>(context + 8), chunk_, "chunk");
+        expect_context(wire::load_le<std::uint64_t>(context + 16), seed_, "seed");
     }
 
 private:

@@ -64,11 +64,7 @@ public:
     // Any scales and bits decode; only the header and the length can be malformed.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
-        const auto h = payload_header::read(payload, kind::sign, n);
-        payload_header::expect(h.param_a == mean_abs_scale, "scale", h.param_a);
-        payload_header::expect(h.param_b == Block, "block", h.param_b);
-        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
-        payload_header::expect_body(h, body_bytes(n));
+        check_header(payload_header::read(payload, kind::sign, n), n);
         const std::byte* scales = payload.data() + payload_header::size;
         const std::byte* bits = scales + 4 * blocks(n);
         for (std::size_t b = 0; b < blocks(n); ++b) {
@@ -77,6 +73,14 @@ public:
             const float s = std::bit_cast<float>(wire::load_le<std::uint32_t>(scales + 4 * b));
             decode_block(bits + first / 8, len, s, out.data() + first);
         }
+    }
+
+    // The checks decode makes of a header read for n values (shared with dtfm/cuda/sign.cuh).
+    static void check_header(const payload_header& h, std::size_t n) {
+        payload_header::expect(h.param_a == mean_abs_scale, "scale", h.param_a);
+        payload_header::expect(h.param_b == Block, "block", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
+        payload_header::expect_body(h, body_bytes(n));
     }
 
     // ---- the block math, for compressors and kernels that reuse it ----
@@ -116,7 +120,25 @@ public:
         if (n % 8 != 0) signed_scales(static_cast<std::uint32_t>(packed[groups]), sb, out + 8 * groups, n % 8);
     }
 
-private:
+    // ---- the same math split the way a device warp does it (dtfm/cuda/sign.cuh) ----
+
+    static constexpr std::size_t scale_lanes = 16;
+
+    // Lane l's share of block_scale's sum: |x[l]| + |x[l + 16]| + … in that order, in double.
+    DTFM_HOST_DEVICE static double lane_sum(const float* x, std::size_t n, std::size_t l) {
+        double acc = 0.0;
+        for (std::size_t i = l; i < n; i += scale_lanes) acc += static_cast<double>(magnitude(x[i]));
+        return acc;
+    }
+
+    // block_scale from the 16 lane sums (overwritten): the same pairwise order, so the same float.
+    DTFM_HOST_DEVICE static float scale_of_lanes(double* acc, std::size_t n) {
+        for (std::size_t width = scale_lanes / 2; width > 0; width /= 2) {
+            for (std::size_t j = 0; j < width; ++j) acc[j] += acc[j + width];
+        }
+        return n == 0 ? 0.0f : static_cast<float>(acc[0] / static_cast<double>(n));
+    }
+
     // Bit j of the result is the sign bit of x[j], j < count ≤ 8.
     DTFM_HOST_DEVICE static std::uint32_t sign_bits(const float* x, std::size_t count) {
         std::uint32_t v = 0;
@@ -124,6 +146,7 @@ private:
         return v;
     }
 
+    // out[j] = s with its sign flipped where bit j of v is set, j < count ≤ 8 (sb: s's bits).
     DTFM_HOST_DEVICE static void signed_scales(std::uint32_t v, std::uint32_t sb, float* out, std::size_t count) {
         for (std::size_t j = 0; j < count; ++j) out[j] = std::bit_cast<float>(sb ^ (((v >> j) & 1u) << 31));
     }

@@ -379,16 +379,22 @@ payload_header topk_header(std::uint16_t selector, std::size_t n, std::size_t k)
             8 * static_cast<std::uint64_t>(k)};
 }
 
-// Every check runs before the first write to out, so a refused payload leaves out as it was.
+// The checks of a top-k header read for n values; returns k (shared with dtfm/cuda/topk.cuh).
 template <class Fraction>
-void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
-    const auto h = payload_header::read(payload, kind::topk, out.size());
+std::size_t topk_check_header(const payload_header& h, std::size_t n) {
     payload_header::expect(h.param_a <= 1, "selector", h.param_a);
     payload_header::expect(h.param_b == static_cast<std::uint64_t>(Fraction::num), "fraction numerator", h.param_b);
     payload_header::expect(h.param_c == static_cast<std::uint64_t>(Fraction::den), "fraction denominator", h.param_c);
     payload_header::expect(h.count <= std::numeric_limits<std::uint32_t>::max(), "count", h.count);
-    const std::size_t k = fraction_count<Fraction>(out.size());
+    const std::size_t k = fraction_count<Fraction>(n);
     payload_header::expect_body(h, 8 * static_cast<std::uint64_t>(k));
+    return k;
+}
+
+// Every check runs before the first write to out, so a refused payload leaves out as it was.
+template <class Fraction>
+void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
+    const std::size_t k = topk_check_header<Fraction>(payload_header::read(payload, kind::topk, out.size()), out.size());
 
     const std::byte* indices = payload.data() + payload_header::size;
     const std::byte* values = indices + 4 * k;

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# On a GPU machine with the CUDA toolkit alone (Catch2, MPI, Google Benchmark and CMake not needed):
+# compiles every .cuh header, the GPU tests (tests/cuda/*.cu) and the GPU benchmark with nvcc in
+# parallel, and the Thrust-CPP test with g++ where there is one; runs the tests, then the benchmark
+# (benchmarks/gpu/bench_gpu.cu: quantize 4/8-bit encode and decode, top-k 1% of 64M floats and the
+# other compressors, each as a ratio to a device-to-device copy measured in the same run).
+# Writes gpu.log and gpu-bench.json to $OUT (or build/gpu). About 3–5 minutes on an H100 node.
+# Environment: DTFM_CUDA_ARCH (nvcc -arch, default native), DTFM_GPU_BENCH_ELEMENTS (default 64Mi),
+# DTFM_GPU_JOBS (parallel compilations, default the core count).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${OUT:-build/gpu}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+work="$(mktemp -d)"
+arch="${DTFM_CUDA_ARCH:-native}"
+elements="${DTFM_GPU_BENCH_ELEMENTS:-67108864}"
+max_jobs="${DTFM_GPU_JOBS:-$(nproc)}"
+if ! command -v nvcc >/dev/null 2>&1; then
+    for dir in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+        if [ -x "$dir/nvcc" ]; then export PATH="$dir:$PATH"; break; fi
+    done
+fi
+nvcc_flags=(-std=c++20 -O3 --expt-relaxed-constexpr -Iinclude -Itests/cuda -Xcompiler=-Wall,-Wextra)
+
+# build NAME COMMAND…: runs in the background, its output in $work/NAME.log, its status in NAME.rc.
+build() {
+    local name="$1"
+    shift
+    while [ "$(jobs -rp | wc -l)" -ge "$max_jobs" ]; do wait -n; done
+    ("$@" >"$work/$name.log" 2>&1; echo $? >"$work/$name.rc") &
+}
+
+status=0
+{
+    echo "== $(date -u +%FT%TZ) dtfm GPU run"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    nvcc --version | tail -2
+    start=$(date +%s)
+
+    for h in $(cd include && find dtfm -name '*.cuh' | sort); do
+        id="header_$(echo "$h" | tr '/.' '__')"
+        printf '#include "%s"\n#include "%s"\n' "$h" "$h" >"$work/$id.cu"
+        build "$id" nvcc -std=c++20 --expt-relaxed-constexpr -x cu -Iinclude -Werror=all-warnings \
+            -Xcompiler=-Wall,-Wextra -c "$work/$id.cu" -o "$work/$id.o"
+    done
+    for t in tests/cuda/*.cu; do
+        name="$(basename "$t" .cu)"
+        build "$name" nvcc "${nvcc_flags[@]}" -arch="$arch" "$t" -o "$work/$name"
+    done
+    build dtfm_bench_gpu nvcc "${nvcc_flags[@]}" -arch="$arch" benchmarks/gpu/bench_gpu.cu -o "$work/dtfm_bench_gpu"
+    cccl="$(dirname "$(command -v nvcc)")/../include"
+    if command -v g++ >/dev/null 2>&1; then
+        build test_compress_cpp g++ -std=c++20 -O2 -Wall -Wextra -Wpedantic -Wconversion -Werror \
+            -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_CPP -Iinclude -isystem "$cccl/cccl" -isystem "$cccl" \
+            tests/cuda/test_compress_cpp.cpp -o "$work/test_compress_cpp" -L"$cccl/../lib64" -lcudart
+    fi
+    wait
+    for rc in "$work"/*.rc; do
+        name="$(basename "$rc" .rc)"
+        if [ "$(cat "$rc")" = 0 ]; then
+            echo "built $name"
+        else
+            echo "BUILD FAILED $name:"
+            tail -40 "$work/$name.log"
+            status=1
+        fi
+    done
+    echo "== built in $(( $(date +%s) - start )) s"
+
+    for t in test_compress_cpp $(cd tests/cuda && ls *.cu | sed 's/\.cu$//'); do
+        [ -x "$work/$t" ] || continue
+        timeout 300 "$work/$t"
+        rc=$?
+        if [ $rc = 0 ]; then echo "PASS $t"; elif [ $rc = 77 ]; then echo "SKIP $t"; else echo "FAIL $t ($rc)"; status=1; fi
+    done
+    if [ -x "$work/dtfm_bench_gpu" ]; then
+        timeout 300 "$work/dtfm_bench_gpu" "$out/gpu-bench.json" "$elements"
+        rc=$?
+        if [ $rc = 77 ]; then echo "SKIP dtfm_bench_gpu"; elif [ $rc != 0 ]; then echo "FAIL dtfm_bench_gpu ($rc)"; status=1; fi
+    fi
+    echo "== done in $(( $(date +%s) - start )) s, status $status"
+    exit $status
+} 2>&1 | tee "$out/gpu.log"
+status=${PIPESTATUS[0]}
+rm -rf "$work"
+exit "$status"

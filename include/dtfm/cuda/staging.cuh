@@ -1,0 +1,111 @@
+// cuda::staged<T>: a transport for device buffers over a host transport T (MPI that is not
+// CUDA-aware, inproc, throttled<…>): transport::staged with pinned host staging blocks and copies on
+// a stream of their own, so they overlap kernels on the compute stream. A send's copy starts after
+// the work already queued on the compute stream (which produced the bytes); a receive's copy is
+// waited for by the compute stream, so later kernels there see the data without the host waiting.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+#include "dtfm/cuda/error.cuh"
+#include "dtfm/spaces.hpp"
+#include "dtfm/transport/staged.hpp"
+
+namespace dtfm::cuda {
+
+class pinned_copier {
+public:
+    using memory_space = cuda_space;
+
+    // Completion of one copy: an event recorded on the copy stream after it.
+    class fence {
+    public:
+        explicit fence(cudaStream_t stream) {
+            dtfm::detail::check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate");
+            const cudaError_t rc = cudaEventRecord(event_, stream);
+            if (rc != cudaSuccess) {
+                cudaEventDestroy(event_);
+                dtfm::detail::check_cuda(rc, "cudaEventRecord");
+            }
+        }
+        fence(fence&& o) noexcept : event_(std::exchange(o.event_, nullptr)) {}
+        fence& operator=(fence&& o) noexcept {
+            if (this != &o) {
+                if (event_) cudaEventDestroy(event_);
+                event_ = std::exchange(o.event_, nullptr);
+            }
+            return *this;
+        }
+        fence(const fence&) = delete;
+        fence& operator=(const fence&) = delete;
+        ~fence() {
+            if (event_) cudaEventDestroy(event_);
+        }
+
+        bool ready() {
+            const cudaError_t rc = cudaEventQuery(event_);
+            if (rc == cudaErrorNotReady) return false;
+            dtfm::detail::check_cuda(rc, "cudaEventQuery");
+            return true;
+        }
+        void wait() { dtfm::detail::check_cuda(cudaEventSynchronize(event_), "cudaEventSynchronize"); }
+        cudaEvent_t event() const noexcept { return event_; }
+
+    private:
+        cudaEvent_t event_ = nullptr;
+    };
+
+    // compute: the stream that produces what is sent and consumes what is received (nullptr: the
+    // default stream). The copier creates and owns its copy stream.
+    explicit pinned_copier(cudaStream_t compute = nullptr) : compute_(compute), copy_(new_stream(), destroy_stream) {}
+
+    cudaStream_t compute_stream() const noexcept { return compute_; }
+    cudaStream_t copy_stream() const noexcept { return copy_.get(); }
+    void set_compute_stream(cudaStream_t s) noexcept { compute_ = s; }
+
+    std::byte* allocate(std::size_t n) {
+        void* p = nullptr;
+        dtfm::detail::check_cuda(cudaMallocHost(&p, n), "cudaMallocHost");
+        return static_cast<std::byte*>(p);
+    }
+    void deallocate(std::byte* p, std::size_t) noexcept { cudaFreeHost(p); }
+
+    fence to_host(std::byte* host, const std::byte* device, std::size_t n) {
+        fence produced(compute_);  // everything queued on the compute stream so far
+        dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), produced.event(), 0), "cudaStreamWaitEvent");
+        dtfm::detail::check_cuda(cudaMemcpyAsync(host, device, n, cudaMemcpyDeviceToHost, copy_.get()),
+                                 "cudaMemcpyAsync(device to host)");
+        return fence(copy_.get());
+    }
+
+    fence to_space(std::byte* device, const std::byte* host, std::size_t n) {
+        dtfm::detail::check_cuda(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, copy_.get()),
+                                 "cudaMemcpyAsync(host to device)");
+        fence copied(copy_.get());
+        dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
+        return copied;
+    }
+
+private:
+    static cudaStream_t new_stream() {
+        cudaStream_t s = nullptr;
+        dtfm::detail::check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+        return s;
+    }
+    static void destroy_stream(cudaStream_t s) noexcept { cudaStreamDestroy(s); }
+
+    cudaStream_t compute_;
+    std::unique_ptr<CUstream_st, void (*)(cudaStream_t)> copy_;
+};
+
+static_assert(transport::staging_copier<pinned_copier>);
+
+// A transport for device buffers over host transport T.
+template <concepts::transport T>
+using staged = transport::staged<T, pinned_copier>;
+
+}  // namespace dtfm::cuda
