@@ -166,12 +166,12 @@ planned plan_placement(const settings& s, const plan::topology& t, const example
 }
 
 void print_table(const nlohmann::json& runs) {
-    const double fast_tps = runs["fast"]["tokens_per_s"].get<double>();
-    const double fast_loss = number_or_nan(runs["fast"]["final_eval_loss"]);
+    const double fast_tps = runs.at("fast")["tokens_per_s"].get<double>();
+    const double fast_loss = number_or_nan(runs.at("fast")["final_eval_loss"]);
     std::printf("\n| run | links | tokens/s | slowdown vs fast | final eval loss | vs fast | MB sent |\n");
     std::printf("|---|---|---:|---:|---:|---:|---:|\n");
     for (const auto& spec : runs_of) {
-        const auto& r = runs[spec.key];
+        const auto& r = runs.at(spec.key);
         const double tps = r["tokens_per_s"].get<double>(), loss = number_or_nan(r["final_eval_loss"]);
         std::printf("| %s | %s | %.0f | %.2fx | %.4f | %+.2f %% | %.1f |\n", spec.title, spec.links, tps, fast_tps / tps, loss,
                     100.0 * (loss / fast_loss - 1.0), r["bytes_sent"].get<double>() / 1e6);
@@ -190,7 +190,7 @@ void write_chart(const settings& s, const nlohmann::json& runs, double floor) {
     int i = 0;
     for (const auto& spec : runs_of) {
         std::vector<double> xs, ys;
-        for (const auto& h : runs[spec.key]["history"]) {
+        for (const auto& h : runs.at(spec.key).at("history")) {
             if (!h["eval_loss"].is_number()) continue;
             xs.push_back(h["seconds"].get<double>());
             ys.push_back(h["eval_loss"].get<double>());
@@ -286,9 +286,9 @@ int main(int argc, char** argv) {
         // Compute against communication: the fast run's iteration time, and the time its bytes and
         // latencies take per iteration on the fast and on the slow links (a lower bound: one link
         // per rank, no contention).
-        const auto& fast = runs["fast"];
-        const double iteration_s = fast["seconds"].get<double>() / static_cast<double>(s.steps);
-        const double bytes_per_rank = fast["bytes_sent"].get<double>() / static_cast<double>(s.steps) / ranks;
+        const auto& fast = runs.at("fast");
+        const double iteration_s = fast.at("seconds").get<double>() / static_cast<double>(s.steps);
+        const double bytes_per_rank = fast.at("bytes_sent").get<double>() / static_cast<double>(s.steps) / ranks;
         // Latencies on the critical path: GPipe's fill and drain, the all-reduce's two phases.
         const double hops = (s.stages > 1 ? 2.0 : 0.0) + (s.replicas > 1 ? 2.0 : 0.0);
         auto comm_s = [&](double gbps, double delay_ms) { return bytes_per_rank * 8 / (gbps * 1e9) + hops * delay_ms / 1e3; };
@@ -309,8 +309,8 @@ int main(int argc, char** argv) {
                                               {"fast_ratio", iteration_s / fast_comm},
                                               {"slow_links_communication_s", slow_comm},
                                               {"slow_ratio", iteration_s / slow_comm}};
-        const double slow_tps = runs["slow_dtfm"]["tokens_per_s"].get<double>(), fast_tps = fast["tokens_per_s"].get<double>();
-        const double loss_gap = number_or_nan(runs["slow_dtfm"]["final_eval_loss"]) / number_or_nan(fast["final_eval_loss"]) - 1.0;
+        const double slow_tps = runs.at("slow_dtfm").at("tokens_per_s").get<double>(), fast_tps = fast.at("tokens_per_s").get<double>();
+        const double loss_gap = number_or_nan(runs.at("slow_dtfm").at("final_eval_loss")) / number_or_nan(fast.at("final_eval_loss")) - 1.0;
         report["targets"] = {{"slow_dtfm_slowdown", fast_tps / slow_tps}, {"slowdown_target", 1.3},
                              {"slowdown_met", fast_tps / slow_tps <= 1.3}, {"eval_loss_gap", loss_gap},
                              {"eval_loss_gap_target", 0.02}, {"eval_loss_met", std::abs(loss_gap) <= 0.02}};
