@@ -39,6 +39,7 @@
 #endif
 #include "support/gpt_run.hpp"
 #include "support/line_chart.hpp"
+#include "support/run_options.hpp"
 
 namespace {
 
@@ -73,7 +74,6 @@ struct settings : examples::run_settings {
         warmup_iterations = 16;   // one epoch uncompressed fills the activation caches
         display = train::progress::mode::automatic;
     }
-    std::string transport = "inproc";
     std::string topology, report = "demo-report.json", chart = "demo-chart.png";
     double fast_gbps = 10, fast_delay_ms = 0.1;
     double plan_seconds = 0.5;
@@ -93,35 +93,15 @@ const std::array<run_spec, 3> runs_of = {{
     {"slow_dtfm", "slow, dtfm", "topology (100 Mbit/s, 25 ms)", "dtfm", false, true},
 }};
 
-nlohmann::json summary_json(const train::run_summary& r) {
-    auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-    nlohmann::json j;
-    j["steps"] = r.steps;
-    j["seconds"] = r.seconds;
-    j["tokens_per_s"] = r.tokens_per_s;
-    j["final_loss"] = num(r.final_loss);
-    j["final_eval_loss"] = num(r.final_eval_loss);
-    j["bytes_sent"] = r.last.bytes_sent;
-    j["bytes_sent_pipeline"] = r.last.bytes_sent_pipeline;
-    j["bytes_sent_data_parallel"] = r.last.bytes_sent_data_parallel;
-    j["compression_ratio"] = r.last.compression_ratio();
-    nlohmann::json history = nlohmann::json::array();
-    for (const auto& h : r.history)
-        history.push_back({{"step", h.step}, {"seconds", h.seconds}, {"loss", num(h.loss)}, {"eval_loss", num(h.eval_loss)},
-                           {"tokens_per_s", h.tokens_per_s}, {"bytes_sent", h.bytes_sent}});
-    j["history"] = history;
-    return j;
-}
-
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
 
 // Rank 0 gathers the reporter's summary (under MPI the reporting rank can be any process).
 template <class T>
 std::optional<nlohmann::json> gather_summary(T& world, const std::optional<train::run_summary>& mine, int reporter) {
     const message_tag size_tag{channel::user, 901}, body_tag{channel::user, 902};
-    if (world.rank() == reporter && reporter == 0) return summary_json(*mine);
+    if (world.rank() == reporter && reporter == 0) return examples::to_json(*mine);
     if (world.rank() == reporter) {
-        const std::string text = summary_json(*mine).dump();
+        const std::string text = examples::to_json(*mine).dump();
         const std::uint64_t size = text.size();
         world.isend(0, size_tag, std::as_bytes(std::span<const std::uint64_t>(&size, 1))).wait();
         world.isend(0, body_tag, std::as_bytes(std::span<const char>(text.data(), text.size()))).wait();
@@ -163,6 +143,23 @@ planned plan_placement(const settings& s, const plan::topology& t, const example
         t, s.stages, plan::search_options{.seed = s.seed, .seconds = s.plan_seconds, .iterations = 20000, .costs = costs});
     const plan::placement as_default{strategy::mesh_placement::default_order(s.stages, s.replicas).pipelines()};
     return {to_mesh(found.plan), found.cost, plan::communication_cost(t, as_default, costs)};
+}
+
+// One run's settings, placement and links; announce prints its header line.
+struct run_setup {
+    settings s;
+    strategy::mesh_placement placement;
+    transport::link_model links;
+};
+
+run_setup prepare_run(const run_spec& spec, const settings& s, const planned& p, const plan::topology& topo, bool announce) {
+    settings rs = s;
+    rs.compress = spec.compress;
+    auto placement = spec.planned ? p.placement : strategy::mesh_placement::default_order(s.stages, s.replicas);
+    auto links = spec.fast_links ? transport::link_model::uniform(s.stages * s.replicas, s.fast_delay_ms, s.fast_gbps)
+                                 : transport::link_model::from_topology(topo);
+    if (announce) std::fprintf(stderr, "== %s: %s, compress %s\n", spec.title, spec.links, spec.compress.c_str());
+    return {std::move(rs), std::move(placement), std::move(links)};
 }
 
 void print_table(const nlohmann::json& runs) {
@@ -207,22 +204,16 @@ int main(int argc, char** argv) {
     CLI::App app{"dtfm-demo: the GPT trained over fast links, slow links, and slow links with dtfm"};
     app.add_option("--steps", s.steps, "training steps of each run")->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000}));
     app.add_option("--topology", s.topology, "scenario JSON for the slow runs (default: the embedded two-region cluster)")->check(CLI::ExistingFile);
-    app.add_option("--transport", s.transport, "inproc or mpi")->check(CLI::IsMember({"inproc", "mpi"}));
+    examples::add_transport_option(app, s);
     app.add_option("--report", s.report, "JSON report");
     app.add_option("--chart", s.chart, "PNG chart of eval loss against wall-clock time");
-    app.add_option("--stages", s.stages, "pipeline stages")->check(CLI::Range(1, 64));
-    app.add_option("--replicas", s.replicas, "data-parallel replicas")->check(CLI::Range(1, 64));
-    app.add_option("--micro-batches", s.microbatches, "micro-batches per step")->check(CLI::Range(1, 1024));
-    app.add_option("--micro-batch", s.micro_batch, "sequences per micro-batch")->check(CLI::Range(1, 4096));
+    examples::add_mesh_options(app, s);
+    examples::add_micro_batch_options(app, s);
     app.add_option("--eval-every", s.eval_every, "steps between evaluations")->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000}));
     app.add_option("--train-samples", s.train_samples, "training sequences (revisited each epoch)")->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
     app.add_option("--warmup-iterations", s.warmup_iterations, "uncompressed pipeline iterations before AC-SGD")->check(CLI::Range(0, 1'000'000));
-    app.add_option("--seed", s.seed, "model, data and corpus seed");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    }
+    examples::add_seed_option(app, s);
+    if (const auto status = examples::parse_command_line(app, argc, argv)) return *status;
 
     try {
         nn::set_blas_threads(1);
@@ -238,19 +229,14 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "dtfm-demo: %d stages x %d replicas of the tiny GPT as %d threads, %llu steps per run\n", s.stages,
                          s.replicas, ranks, static_cast<unsigned long long>(s.steps));
             for (const auto& spec : runs_of) {
-                settings rs = s;
-                rs.compress = spec.compress;
-                const auto placement = spec.planned ? p.placement : strategy::mesh_placement::default_order(s.stages, s.replicas);
-                const auto links = spec.fast_links ? transport::link_model::uniform(ranks, s.fast_delay_ms, s.fast_gbps)
-                                                   : transport::link_model::from_topology(topo);
-                std::fprintf(stderr, "== %s: %s, compress %s\n", spec.title, spec.links, spec.compress.c_str());
+                const auto run = prepare_run(spec, s, p, topo, true);
                 std::mutex m;
                 transport::run_inproc(ranks, [&](transport::inproc& world) {
-                    transport::throttled<transport::inproc> t(world, links);
-                    const auto r = examples::train_gpt_compressed<schedule::gpipe>(t, rs, placement, corpus, nullptr);
+                    transport::throttled<transport::inproc> t(world, run.links);
+                    const auto r = examples::train_gpt_compressed<schedule::gpipe>(t, run.s, run.placement, corpus, nullptr);
                     if (!r.reporter) return;
                     std::lock_guard lock(m);
-                    runs[spec.key] = summary_json(r);
+                    runs[spec.key] = examples::to_json(r);
                 });
             }
         } else {
@@ -262,19 +248,14 @@ int main(int argc, char** argv) {
             root = world.rank() == 0;
             if (!root) s.display = train::progress::mode::off;
             for (const auto& spec : runs_of) {
-                settings rs = s;
-                rs.compress = spec.compress;
-                const auto placement = spec.planned ? p.placement : strategy::mesh_placement::default_order(s.stages, s.replicas);
-                const auto links = spec.fast_links ? transport::link_model::uniform(ranks, s.fast_delay_ms, s.fast_gbps)
-                                                   : transport::link_model::from_topology(topo);
-                if (root) std::fprintf(stderr, "== %s: %s, compress %s\n", spec.title, spec.links, spec.compress.c_str());
+                const auto run = prepare_run(spec, s, p, topo, root);
                 std::optional<train::run_summary> mine;
                 {
-                    transport::throttled<transport::mpi> t(world.split(0, world.rank()), links);
-                    auto r = examples::train_gpt_compressed<schedule::gpipe>(t, rs, placement, corpus, nullptr);
+                    transport::throttled<transport::mpi> t(world.split(0, world.rank()), run.links);
+                    auto r = examples::train_gpt_compressed<schedule::gpipe>(t, run.s, run.placement, corpus, nullptr);
                     if (r.reporter) mine = std::move(r);
                 }
-                const int reporter = placement.rank_at(s.stages - 1, 0);
+                const int reporter = run.placement.rank_at(s.stages - 1, 0);
                 if (auto j = gather_summary(world, mine, reporter)) runs[spec.key] = *j;
             }
 #else
@@ -302,7 +283,7 @@ int main(int argc, char** argv) {
                             {"topology", s.topology.empty() ? std::string("embedded two-region") : s.topology},
                             {"fast_links", {{"gbps", s.fast_gbps}, {"delay_ms", s.fast_delay_ms}}}};
         report["plan"] = {{"pipelines", p.placement.pipelines()}, {"cost_s", p.cost.total}, {"default_order_cost_s", p.default_cost.total}};
-        report["entropy_floor"] = std::isfinite(floor) ? nlohmann::json(floor) : nlohmann::json(nullptr);
+        report["entropy_floor"] = examples::finite_or_null(floor);
         report["compute_to_communication"] = {{"iteration_s", iteration_s},
                                               {"bytes_per_rank_per_iteration", bytes_per_rank},
                                               {"fast_links_communication_s", fast_comm},

@@ -12,7 +12,6 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -32,6 +31,7 @@
 #include "dtfm/transport/mpi_environment.hpp"
 #endif
 #include "support/gpt_run.hpp"
+#include "support/run_options.hpp"
 
 namespace {
 
@@ -39,7 +39,6 @@ using namespace dtfm;
 using examples::corpus_type;
 
 struct settings : examples::run_settings {
-    std::string transport = "inproc";
     std::string topology, plan, report, metrics;
     double gbps = 10, delay_ms = 0.1, time_scale = 1;
 };
@@ -70,29 +69,12 @@ train::run_summary train_with_compression(World& world, const settings& s, const
 }
 
 void write_report(const settings& s, const corpus_type& corpus, const train::run_summary& r) {
-    nlohmann::json j;
-    j["steps"] = r.steps;
+    nlohmann::json j = examples::to_json(r);
     j["first_step"] = r.first_step;
-    j["tokens_per_s"] = r.tokens_per_s;
-    j["seconds"] = r.seconds;
-    j["final_loss"] = std::isfinite(r.final_loss) ? nlohmann::json(r.final_loss) : nlohmann::json(nullptr);
-    j["final_eval_loss"] = std::isfinite(r.final_eval_loss) ? nlohmann::json(r.final_eval_loss) : nlohmann::json(nullptr);
-    const double floor = entropy_floor(corpus, s);
-    j["entropy_floor"] = std::isfinite(floor) ? nlohmann::json(floor) : nlohmann::json(nullptr);
-    j["bytes_sent"] = r.last.bytes_sent;
-    j["bytes_sent_pipeline"] = r.last.bytes_sent_pipeline;
-    j["bytes_sent_data_parallel"] = r.last.bytes_sent_data_parallel;
-    j["compression_ratio"] = r.last.compression_ratio();
+    j["entropy_floor"] = examples::finite_or_null(entropy_floor(corpus, s));
     j["config"] = {{"stages", s.stages}, {"replicas", s.replicas}, {"micro_batches", s.microbatches}, {"micro_batch", s.micro_batch},
                    {"model", s.model}, {"compress", s.compress}, {"transport", s.transport}, {"gbps", s.gbps},
                    {"delay_ms", s.delay_ms}, {"topology", s.topology}, {"time_scale", s.time_scale}};
-    nlohmann::json history = nlohmann::json::array();
-    for (const auto& h : r.history) {
-        history.push_back({{"step", h.step}, {"seconds", h.seconds}, {"loss", std::isfinite(h.loss) ? nlohmann::json(h.loss) : nlohmann::json(nullptr)},
-                           {"eval_loss", std::isfinite(h.eval_loss) ? nlohmann::json(h.eval_loss) : nlohmann::json(nullptr)},
-                           {"tokens_per_s", h.tokens_per_s}, {"bytes_sent", h.bytes_sent}});
-    }
-    j["history"] = history;
     std::ofstream out(s.report);
     if (!out) throw config_error("cannot write the report " + s.report);
     out << j.dump(2) << '\n';
@@ -111,15 +93,13 @@ void print_summary(const settings& s, const corpus_type& corpus, const train::ru
 int main(int argc, char** argv) {
     settings s;
     CLI::App app{"dtfm-train: the reference GPT over emulated slow links, pipeline x data parallel"};
-    app.add_option("--stages", s.stages, "pipeline stages")->check(CLI::Range(1, 64));
-    app.add_option("--replicas", s.replicas, "data-parallel replicas")->check(CLI::Range(1, 64));
+    examples::add_mesh_options(app, s);
     app.add_option("--steps", s.steps, "training steps")->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000}));
-    app.add_option("--micro-batches", s.microbatches, "micro-batches per step")->check(CLI::Range(1, 1024));
-    app.add_option("--micro-batch", s.micro_batch, "sequences per micro-batch")->check(CLI::Range(1, 4096));
+    examples::add_micro_batch_options(app, s);
     app.add_option("--model", s.model, "tiny or small")->check(CLI::IsMember({"tiny", "small"}));
     app.add_option("--compress", s.compress, "none, dtfm, or one half of dtfm: pipeline or data-parallel")
         ->check(CLI::IsMember({"none", "dtfm", "pipeline", "data-parallel"}));
-    app.add_option("--transport", s.transport, "inproc or mpi")->check(CLI::IsMember({"inproc", "mpi"}));
+    examples::add_transport_option(app, s);
     app.add_option("--topology", s.topology, "scenario JSON: per-pair delay and bandwidth")->check(CLI::ExistingFile);
     app.add_option("--plan", s.plan, "plan file: {\"pipelines\": [[device per stage] per replica]}")->check(CLI::ExistingFile);
     app.add_option("--gbps", s.gbps, "every link's bandwidth without --topology")->check(CLI::Range(1e-6, 1e4));
@@ -134,12 +114,8 @@ int main(int argc, char** argv) {
     app.add_option("--lr", s.lr, "peak AdamW learning rate")->check(CLI::Range(0.0f, 1.0f));
     app.add_option("--warmup-iterations", s.warmup_iterations, "uncompressed pipeline iterations with --compress dtfm")->check(CLI::Range(0, 1'000'000));
     app.add_option("--text", s.text, "train on this file's bytes instead of the Markov corpus")->check(CLI::ExistingFile);
-    app.add_option("--seed", s.seed, "model, data and corpus seed");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    }
+    examples::add_seed_option(app, s);
+    if (const auto status = examples::parse_command_line(app, argc, argv)) return *status;
 
     try {
         if (s.resume && s.checkpoint.empty()) throw config_error("--resume needs --checkpoint DIR");

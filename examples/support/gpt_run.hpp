@@ -1,10 +1,12 @@
-// What dtfm-train and dtfm-demo share: the corpus, the model configuration and one training run of
-// the reference GPT on this rank, with the strategy types a compression mode names.
+// What dtfm-train and dtfm-demo share: the corpus, the model configuration, one training run of the
+// reference GPT on this rank, with the strategy types a compression mode names, and its JSON summary.
 //   none — fp32 activations and gradients, ring all-reduce of the gradients every step;
 //   dtfm — AC-SGD's delta<quantize<4>> activations forward, quantize<8> gradients backward, and
 //          CocktailSGD's compressed all-reduce of each step's model change (residual_sync<1>);
 //   pipeline, data-parallel — only that half of dtfm's compression.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +42,7 @@ struct run_settings {
     std::uint64_t steps = 200;
     int microbatches = 4, micro_batch = 8;
     std::string model = "tiny", compress = "none";
+    std::string transport = "inproc";  // inproc (threads) or mpi (processes)
     std::string checkpoint, text;
     bool resume = false;
     std::uint64_t eval_every = 50, checkpoint_every = 0;
@@ -76,6 +79,29 @@ inline nn::gpt_config model_config(const run_settings& s, const corpus_type& cor
 inline double entropy_floor(const corpus_type& c, const run_settings& s) {
     if (const auto* m = std::get_if<data::markov_source>(&c)) return m->loss_floor(static_cast<int>(model_config(s, c).context));
     return std::nan("");  // unknown for a text file
+}
+
+// A number for a JSON report: null where it is not finite (JSON has no NaN or infinity).
+inline nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// A run's outcome and its history as both programs report it.
+inline nlohmann::json to_json(const train::run_summary& r) {
+    nlohmann::json j;
+    j["steps"] = r.steps;
+    j["seconds"] = r.seconds;
+    j["tokens_per_s"] = r.tokens_per_s;
+    j["final_loss"] = finite_or_null(r.final_loss);
+    j["final_eval_loss"] = finite_or_null(r.final_eval_loss);
+    j["bytes_sent"] = r.last.bytes_sent;
+    j["bytes_sent_pipeline"] = r.last.bytes_sent_pipeline;
+    j["bytes_sent_data_parallel"] = r.last.bytes_sent_data_parallel;
+    j["compression_ratio"] = r.last.compression_ratio();
+    nlohmann::json history = nlohmann::json::array();
+    for (const auto& h : r.history)
+        history.push_back({{"step", h.step}, {"seconds", h.seconds}, {"loss", finite_or_null(h.loss)},
+                           {"eval_loss", finite_or_null(h.eval_loss)}, {"tokens_per_s", h.tokens_per_s}, {"bytes_sent", h.bytes_sent}});
+    j["history"] = history;
+    return j;
 }
 
 // One training run on this rank of the mesh, with the strategy types PP and DP.
