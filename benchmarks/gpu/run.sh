@@ -3,7 +3,8 @@
 # compiles every .cuh header, the GPU tests (tests/cuda/*.cu) and the GPU benchmark with nvcc in
 # parallel, and the Thrust-CPP test with g++ where there is one; runs the tests, then the benchmark
 # (benchmarks/gpu/bench_gpu.cu: quantize 4/8-bit encode and decode, top-k 1% of 64M floats and the
-# other compressors, each as a ratio to a device-to-device copy measured in the same run).
+# other compressors, each as a ratio to a device-to-device copy measured in the same run; a tiny-GPT
+# training step on the device, and on the host beside it where OpenBLAS is installed).
 # Writes gpu.log and gpu-bench.json to $OUT (or build/gpu). About 3–5 minutes on an H100 node.
 # Environment: DTFM_CUDA_ARCH (nvcc -arch, default native), DTFM_GPU_BENCH_ELEMENTS (default 64Mi),
 # DTFM_GPU_JOBS (parallel compilations, default the core count).
@@ -46,14 +47,29 @@ status=0
     done
     for t in tests/cuda/*.cu; do
         name="$(basename "$t" .cu)"
-        build "$name" nvcc "${nvcc_flags[@]}" -arch="$arch" "$t" -o "$work/$name"
+        build "$name" nvcc "${nvcc_flags[@]}" -arch="$arch" "$t" -o "$work/$name" -lcublas
     done
-    build dtfm_bench_gpu nvcc "${nvcc_flags[@]}" -arch="$arch" benchmarks/gpu/bench_gpu.cu -o "$work/dtfm_bench_gpu"
+    # The host GPT step beside the device's needs a CBLAS (Debian: libopenblas-dev).
+    cblas_h="$(find /usr/include /usr/local/include -name cblas.h 2>/dev/null | head -1)"
+    blas_flags=()
+    if [ -n "$cblas_h" ] && ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+        blas_flags=(-DDTFM_BENCH_HOST_GPT=1 -isystem "$(dirname "$cblas_h")" -lopenblas)
+    else
+        echo "no OpenBLAS (cblas.h and libopenblas.so): the host GPT step and the CPP-system GPT test are left out"
+    fi
+    build dtfm_bench_gpu nvcc "${nvcc_flags[@]}" -arch="$arch" benchmarks/gpu/bench_gpu.cu -o "$work/dtfm_bench_gpu" \
+        -lcublas "${blas_flags[@]}"
     cccl="$(dirname "$(command -v nvcc)")/../include"
     if command -v g++ >/dev/null 2>&1; then
         build test_compress_cpp g++ -std=c++20 -O2 -Wall -Wextra -Wpedantic -Wconversion -Werror \
             -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_CPP -Iinclude -isystem "$cccl/cccl" -isystem "$cccl" \
             tests/cuda/test_compress_cpp.cpp -o "$work/test_compress_cpp" -L"$cccl/../lib64" -lcudart
+        if [ ${#blas_flags[@]} -gt 0 ]; then
+            build test_gpt_cpp g++ -std=c++20 -O2 -Wall -Wextra -Wpedantic -Wconversion -Werror \
+                -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_CPP -Iinclude -isystem "$cccl/cccl" -isystem "$cccl" \
+                -isystem "$(dirname "$cblas_h")" tests/cuda/test_gpt_cpp.cpp -o "$work/test_gpt_cpp" -L"$cccl/../lib64" \
+                -lcudart -lopenblas
+        fi
     fi
     wait
     for rc in "$work"/*.rc; do
@@ -68,7 +84,7 @@ status=0
     done
     echo "== built in $(( $(date +%s) - start )) s"
 
-    for t in test_compress_cpp $(cd tests/cuda && ls *.cu | sed 's/\.cu$//'); do
+    for t in test_compress_cpp test_gpt_cpp $(cd tests/cuda && ls *.cu | sed 's/\.cu$//'); do
         [ -x "$work/$t" ] || continue
         timeout 300 "$work/$t"
         rc=$?

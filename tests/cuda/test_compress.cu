@@ -3,17 +3,10 @@
 #include <cstdio>
 
 #include "compress_checks.hpp"
+#include "device_present.hpp"
 
 int main() {
-    int devices = 0;
-    const cudaError_t probe = cudaGetDeviceCount(&devices);
-    if (probe != cudaSuccess || devices == 0) {
-        std::printf("SKIPPED: no CUDA device (%s)\n", probe != cudaSuccess ? cudaGetErrorString(probe) : "0 devices");
-        return 77;
-    }
-    cudaDeviceProp prop{};
-    cudaGetDeviceProperties(&prop, 0);
-    std::printf("device: %s\n", prop.name);
+    if (!gpu_test::device_present()) return gpu_test::skipped;
     try {
         return checks::run_all();
     } catch (const std::exception& e) {

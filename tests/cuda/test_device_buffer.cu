@@ -4,6 +4,7 @@
 #include <numeric>
 #include <vector>
 
+#include "device_present.hpp"
 #include "dtfm/config.hpp"
 #include "dtfm/cuda/device_buffer.cuh"
 
@@ -27,15 +28,7 @@ void expect(bool ok, const char* what) {
 }  // namespace
 
 int main() {
-    int devices = 0;
-    const cudaError_t probe = cudaGetDeviceCount(&devices);
-    if (probe != cudaSuccess || devices == 0) {
-        std::printf("SKIPPED: no CUDA device (%s)\n", probe != cudaSuccess ? cudaGetErrorString(probe) : "0 devices");
-        return 77;
-    }
-    cudaDeviceProp prop{};
-    cudaGetDeviceProperties(&prop, 0);
-    std::printf("device: %s\n", prop.name);
+    if (!gpu_test::device_present()) return gpu_test::skipped;
 
     try {
         constexpr std::size_t n = 1 << 20;

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "device_present.hpp"
 #include "dtfm/cuda/device_buffer.cuh"
 #include "dtfm/cuda/staging.cuh"
 #include "dtfm/transport/inproc.hpp"
@@ -24,12 +25,7 @@ __global__ void add_one(float* x, std::size_t n) {
 }  // namespace
 
 int main() {
-    int devices = 0;
-    const cudaError_t probe = cudaGetDeviceCount(&devices);
-    if (probe != cudaSuccess || devices == 0) {
-        std::printf("SKIPPED: no CUDA device (%s)\n", probe != cudaSuccess ? cudaGetErrorString(probe) : "0 devices");
-        return 77;
-    }
+    if (!gpu_test::device_present()) return gpu_test::skipped;
     int failures = 0;
     try {
         const std::size_t sizes[] = {1, 1000, 1 << 20};

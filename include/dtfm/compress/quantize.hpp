@@ -432,7 +432,7 @@ public:
             for (std::uint32_t t = 0; t < full; ++t) {
                 const std::uint8_t* c = codes + per_byte * t;
                 if constexpr (Bits == 2) {
-                    const std::uint32_t u = c[0] | c[1] << 8 | c[2] << 16 | static_cast<std::uint32_t>(c[3]) << 24;
+                    const std::uint32_t u = std::uint32_t{c[0]} | std::uint32_t{c[1]} << 8 | std::uint32_t{c[2]} << 16 | std::uint32_t{c[3]} << 24;
                     packed[t] = static_cast<std::byte>((u * 0x01041040u) >> 24);
                 } else {
                     packed[t] = static_cast<std::byte>(c[0] | c[1] << 4);

@@ -192,7 +192,7 @@ public:
         quantize_.decode(std::span<const std::byte>(bitmap + bitmap_bytes(n), quantize_.max_payload_bytes(k)),
                          std::span<float>(kept_values_.data(), k));
         ranks_.grow(m);
-        detail::for_each_index(s, n, detail::fill_zero_values{out.data()}, "cuda::cocktail::decode");
+        detail::fill(s, out.data(), n, 0.0f, "cuda::cocktail::decode");
         if (m == 0) return;
         detail::for_each_index(s, m, detail::bitmap_flags{bitmap, ranks_.data()}, "cuda::cocktail::decode");
         detail::guarded("cuda::cocktail::decode", [&] {

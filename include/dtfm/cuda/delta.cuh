@@ -45,12 +45,6 @@ static_assert(concepts::activation_store<device_store>);
 
 namespace detail {
 
-struct copy_floats {
-    const float* from;
-    float* to;
-    DTFM_HOST_DEVICE void operator()(std::size_t i) const { to[i] = from[i]; }
-};
-
 // The full body: head (thread 0) and the activation's bytes after it.
 struct full_payload {
     const float* values;
@@ -123,7 +117,7 @@ public:
         const stream_t s = inner_.stream();
         if (!cache_.contains(id)) {
             const std::span<float> m = cache_.insert(id);
-            detail::for_each_index(s, n, detail::copy_floats{values.data(), m.data()}, "cuda::delta::encode");
+            detail::copy(s, values.data(), n, m.data(), "cuda::delta::encode");
             detail::for_each_index(s, n, detail::full_payload{values.data(), payload.data(), head(full_body, id, n, 4 * n)},
                                    "cuda::delta::encode");
             return compress::payload_header::size + n * sizeof(float);

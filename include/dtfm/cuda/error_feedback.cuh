@@ -36,11 +36,6 @@ struct feedback_residuals {
     }
 };
 
-struct zero_floats {
-    float* out;
-    DTFM_HOST_DEVICE void operator()(std::size_t i) const { out[i] = 0.0f; }
-};
-
 }  // namespace detail
 
 // C: a CUDA compressor with a stream() (its kernels and these run on that stream, in order). The
@@ -66,7 +61,7 @@ public:
         if (!sized_) {
             residual_.grow(n);
             corrected_.grow(n);
-            detail::for_each_index(inner_.stream(), n, detail::zero_floats{residual_.data()}, "cuda::error_feedback");
+            detail::fill(inner_.stream(), residual_.data(), n, 0.0f, "cuda::error_feedback");
             n_ = n;
             sized_ = true;
         } else if (n != n_) {
@@ -80,7 +75,7 @@ public:
         try {
             inner_.decode(std::span<const std::byte>(payload.first(bytes)), std::span<float>(residual_.data(), n));
         } catch (...) {
-            detail::for_each_index(inner_.stream(), n, detail::zero_floats{residual_.data()}, "cuda::error_feedback");
+            detail::fill(inner_.stream(), residual_.data(), n, 0.0f, "cuda::error_feedback");
             throw;
         }
         detail::for_each_index(inner_.stream(), n, detail::feedback_residuals{corrected_.data(), residual_.data()},

@@ -1,4 +1,5 @@
-// What the CUDA compressors share: a Thrust execution policy on a stream, the header of a payload
+// What the CUDA compressors (and the CUDA GPT stage) share: a Thrust execution policy on a stream,
+// the launch every kernel goes through, dense fills and copies, the header of a payload
 // in device memory written by a kernel (so encode never waits) and read back and validated by the
 // host decoders' own checks, little-endian stores at any address, and CUDA/Thrust failures as
 // dtfm::cuda_error. Written on Thrust alone, so the algorithms also build with Thrust's CPP or OMP
@@ -148,6 +149,24 @@ void for_each_index(stream_t stream, std::size_t count, F f, const char* what) {
                          thrust::counting_iterator<std::size_t>(count), f);
         return 0;
     });
+}
+
+// Dense fills and copies of floats on the stream.
+struct fill_floats {
+    float* out;
+    float value;
+    DTFM_HOST_DEVICE void operator()(std::size_t i) const { out[i] = value; }
+};
+struct copy_floats {
+    const float* from;
+    float* to;
+    DTFM_HOST_DEVICE void operator()(std::size_t i) const { to[i] = from[i]; }
+};
+inline void fill(stream_t stream, float* out, std::size_t count, float value, const char* what) {
+    for_each_index(stream, count, fill_floats{out, value}, what);
+}
+inline void copy(stream_t stream, const float* from, std::size_t count, float* to, const char* what) {
+    for_each_index(stream, count, copy_floats{from, to}, what);
 }
 
 // Little-endian stores and loads at any byte address (payload fields need not be aligned: a

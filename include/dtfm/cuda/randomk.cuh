@@ -37,11 +37,6 @@ struct randomk_gather {
     }
 };
 
-struct fill_zero {
-    float* out;
-    DTFM_HOST_DEVICE void operator()(std::size_t i) const { out[i] = 0.0f; }
-};
-
 struct randomk_scatter {
     const std::byte* kept;
     std::uint64_t n;
@@ -115,7 +110,7 @@ public:
             n);
         context_.check_context(front.data() + compress::payload_header::size);  // the body holds them: 24 ≤ body
         const std::size_t k = k_for(n);
-        detail::for_each_index(stream_, n, detail::fill_zero{out.data()}, "cuda::randomk::decode");
+        detail::fill(stream_, out.data(), n, 0.0f, "cuda::randomk::decode");
         detail::for_each_index(stream_, k,
                                detail::randomk_scatter{payload.data() + compress::payload_header::size + context_bytes,
                                                        n, k, key(), Scaled, out.data()},

@@ -89,11 +89,6 @@ struct topk_scatter {
     DTFM_HOST_DEVICE void operator()(std::size_t j) const { out[load_u32(body + 4 * j)] = load_f32(body + 4 * k + 4 * j); }
 };
 
-struct fill_zero_values {
-    float* out;
-    DTFM_HOST_DEVICE void operator()(std::size_t i) const { out[i] = 0.0f; }
-};
-
 // The exact top-k selection on device buffers, shared by cuda::topk and cuda::cocktail. Scratch
 // grows to the largest input seen and is kept.
 class topk_selector {
@@ -223,7 +218,7 @@ public:
                              std::to_string(bad) + " top-k indices are beyond the " + std::to_string(n) +
                                  " elements or do not increase");
         }
-        detail::for_each_index(stream_, n, detail::fill_zero_values{out.data()}, "cuda::topk::decode");
+        detail::fill(stream_, out.data(), n, 0.0f, "cuda::topk::decode");
         detail::for_each_index(stream_, k, detail::topk_scatter{body, k, out.data()}, "cuda::topk::decode");
     }
 

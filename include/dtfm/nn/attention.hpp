@@ -5,25 +5,16 @@
 // backward: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = dS·K/√d_h, dK = dSᵀ·Q/√d_h.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <span>
 
+#include "dtfm/nn/attention_shape.hpp"
+#include "dtfm/nn/causal_softmax.hpp"
 #include "dtfm/nn/detail/shape.hpp"
 #include "dtfm/nn/gemm.hpp"
 
 namespace dtfm::nn {
-
-struct attention_shape {
-    std::size_t batch = 1;    // sequences
-    std::size_t seq = 1;      // tokens per sequence (T)
-    std::size_t heads = 1;    // H
-    std::size_t d_model = 1;  // C, a multiple of H
-    std::size_t rows() const noexcept { return batch * seq; }
-    std::size_t head_dim() const noexcept { return d_model / heads; }
-    std::size_t probs_size() const noexcept { return batch * heads * seq * seq; }
-};
 
 // out = attention(qkv), probs = P (masked entries 0).
 inline void causal_attention_forward(std::span<const float> qkv, std::span<float> out, std::span<float> probs,
@@ -41,18 +32,7 @@ inline void causal_attention_forward(std::span<const float> qkv, std::span<float
             const float* v = q + 2 * C;
             float* p = probs.data() + (b * s.heads + h) * T * T;
             gemm(transpose::no, transpose::yes, T, T, hd, scale, q, 3 * C, k, 3 * C, 0.0f, p, T);
-            for (std::size_t i = 0; i < T; ++i) {
-                float* row = p + i * T;
-                const float mx = *std::max_element(row, row + i + 1);
-                float sum = 0.0f;
-                for (std::size_t j = 0; j <= i; ++j) {
-                    row[j] = std::exp(row[j] - mx);
-                    sum += row[j];
-                }
-                const float inv = 1.0f / sum;
-                for (std::size_t j = 0; j <= i; ++j) row[j] *= inv;
-                std::fill(row + i + 1, row + T, 0.0f);
-            }
+            for (std::size_t i = 0; i < T; ++i) detail::causal_softmax_row(p + i * T, i, T);
             gemm(transpose::no, transpose::no, T, hd, T, 1.0f, p, T, v, 3 * C, 0.0f, out.data() + b * T * C + h * hd, C);
         }
     }
@@ -82,14 +62,7 @@ inline void causal_attention_backward(std::span<const float> qkv, std::span<cons
             const float* dO = dout.data() + b * T * C + h * hd;
             gemm(transpose::yes, transpose::no, T, hd, T, 1.0f, p, T, dO, C, 0.0f, dv, 3 * C);
             gemm(transpose::no, transpose::yes, T, T, hd, 1.0f, dO, C, v, 3 * C, 0.0f, dp, T);
-            for (std::size_t i = 0; i < T; ++i) {
-                const float* pr = p + i * T;
-                float* dr = dp + i * T;
-                float dot = 0.0f;
-                for (std::size_t j = 0; j <= i; ++j) dot += pr[j] * dr[j];
-                for (std::size_t j = 0; j <= i; ++j) dr[j] = scale * pr[j] * (dr[j] - dot);
-                std::fill(dr + i + 1, dr + T, 0.0f);
-            }
+            for (std::size_t i = 0; i < T; ++i) detail::causal_softmax_backward_row(p + i * T, dp + i * T, i, T, scale);
             gemm(transpose::no, transpose::no, T, hd, T, 1.0f, dp, T, k, 3 * C, 0.0f, dq, 3 * C);
             gemm(transpose::yes, transpose::no, T, hd, T, 1.0f, dp, T, q, 3 * C, 0.0f, dk, 3 * C);
         }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 
+#include "dtfm/config.hpp"
 #include "dtfm/nn/detail/shape.hpp"
 
 namespace dtfm::nn {
@@ -16,6 +17,27 @@ struct embedding_shape {
     std::size_t vocab = 1;    // rows of wte
     std::size_t d_model = 1;  // C
 };
+
+namespace detail {
+
+// Row r of the output from its token's and its position's rows (shared with the CUDA stage).
+DTFM_HOST_DEVICE void embedding_row(const float* token_row, const float* position_row, float* out, std::size_t C) {
+    for (std::size_t i = 0; i < C; ++i) out[i] = token_row[i] + position_row[i];
+}
+
+// Column i of both tables' gradients, every row's contribution added in row order (as the host
+// loop adds them): the CUDA stage runs one column per thread, so no two threads touch one value.
+// tokens must be in [0, vocab).
+DTFM_HOST_DEVICE void embedding_backward_column(std::size_t i, const std::int32_t* tokens, const float* dout, float* dwte,
+                                                float* dwpe, std::size_t rows, std::size_t seq, std::size_t C) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float d = dout[r * C + i];
+        dwte[static_cast<std::size_t>(tokens[r]) * C + i] += d;
+        dwpe[(r % seq) * C + i] += d;
+    }
+}
+
+}  // namespace detail
 
 // tokens: batch·seq ids in [0, vocab); wte [vocab × C]; wpe [seq × C]; out [batch·seq × C].
 inline void embedding_forward(std::span<const std::int32_t> tokens, std::span<const float> wte, std::span<const float> wpe,
@@ -28,10 +50,8 @@ inline void embedding_forward(std::span<const std::int32_t> tokens, std::span<co
     for (std::size_t b = 0; b < s.batch; ++b)
         for (std::size_t t = 0; t < s.seq; ++t) {
             const std::size_t r = b * s.seq + t;
-            const float* e = wte.data() + detail::token_row(tokens[r], s.vocab, "embedding_forward") * C;
-            const float* p = wpe.data() + t * C;
-            float* o = out.data() + r * C;
-            for (std::size_t i = 0; i < C; ++i) o[i] = e[i] + p[i];
+            detail::embedding_row(wte.data() + detail::token_row(tokens[r], s.vocab, "embedding_forward") * C,
+                                  wpe.data() + t * C, out.data() + r * C, C);
         }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dtfm/concepts/optimizer.hpp"
+#include "dtfm/config.hpp"
 #include "dtfm/error.hpp"
 
 namespace dtfm::optim {
@@ -21,6 +22,32 @@ struct adamw_options {
     float beta2 = 0.999f;
     float eps = 1e-8f;
     float weight_decay = 0.01f;  // λ, applied to every parameter given to step
+};
+
+// One step's constants and the update of one parameter, shared with the CUDA optimizer
+// (cuda/adamw.cuh), which runs it one element per thread.
+struct adamw_step_constants {
+    float lr, beta1, beta2, eps;
+    float decay;  // 1 − lr·λ
+    float c1, c2;  // 1/(1 − β₁ᵗ), 1/(1 − β₂ᵗ)
+
+    // The constants of step t (1 for the first step) under options o.
+    static adamw_step_constants of(const adamw_options& o, std::uint64_t t) {
+        const double td = static_cast<double>(t);
+        return {o.lr, o.beta1, o.beta2, o.eps, 1.0f - o.lr * o.weight_decay,
+                static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(o.beta1), td))),
+                static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(o.beta2), td)))};
+    }
+
+    DTFM_HOST_DEVICE void update(float& p, float& m, float& v, float g) const {
+        m = beta1 * m + (1.0f - beta1) * g;
+        v = beta2 * v + (1.0f - beta2) * g * g;
+#if defined(__CUDA_ARCH__)
+        p = p * decay - lr * (m * c1) / (::sqrtf(v * c2) + eps);
+#else
+        p = p * decay - lr * (m * c1) / (std::sqrt(v * c2) + eps);
+#endif
+    }
 };
 
 class adamw {
@@ -46,17 +73,8 @@ public:
         if (m_.size() != n)
             throw error("optim::adamw: " + std::to_string(n) + " parameters, the moments hold " + std::to_string(m_.size()));
         ++steps_;
-        const double t = static_cast<double>(steps_);
-        const auto c1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(options_.beta1), t)));
-        const auto c2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(options_.beta2), t)));
-        const float lr = options_.lr, b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps;
-        const float decay = 1.0f - lr * options_.weight_decay;
-        for (std::size_t i = 0; i < n; ++i) {
-            const float g = grads[i];
-            m_[i] = b1 * m_[i] + (1.0f - b1) * g;
-            v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
-            params[i] = params[i] * decay - lr * (m_[i] * c1) / (std::sqrt(v_[i] * c2) + eps);
-        }
+        const adamw_step_constants k = adamw_step_constants::of(options_, steps_);
+        for (std::size_t i = 0; i < n; ++i) k.update(params[i], m_[i], v_[i], grads[i]);
     }
 
     float learning_rate() const noexcept { return options_.lr; }

@@ -1,5 +1,6 @@
 // fp64 reference forwards of every layer of dtfm::nn, written as plain loops straight from the
-// equations, and the finite-difference gradient check the nn tests share: central differences
+// equations, the GPT test model and its batches, and the finite-difference gradient check the nn
+// tests (and the CUDA stage's, tests/cuda/gpt_checks.hpp) share: central differences
 // of the fp64 reference (step 1e-5, so truncation and rounding stay near 1e-10) against the
 // analytic fp32 backward, compared as max|analytic − numeric| / max|numeric| over a tensor.
 #pragma once
@@ -13,7 +14,8 @@
 
 #include "dtfm/nn/gpt_config.hpp"
 #include "dtfm/nn/init.hpp"
-#include "dtfm/nn/transformer_block.hpp"
+#include "dtfm/nn/block_layout.hpp"
+#include "dtfm/nn/layer_norm.hpp"
 
 namespace ref {
 
@@ -21,6 +23,22 @@ using vec = std::vector<double>;
 using std::size_t;
 
 inline vec to_double(std::span<const float> x) { return vec(x.begin(), x.end()); }
+
+// The small GPT the stage tests (host and CUDA) use, and micro-batch m of it: a deterministic
+// pattern of ids over the vocabulary, each target the id that follows its token.
+inline dtfm::nn::gpt_config tiny_test_config() {
+    return {.vocab = 11, .context = 5, .d_model = 8, .heads = 2, .layers = 4, .seed = 3};
+}
+struct test_batch {
+    std::vector<std::int32_t> tokens, targets;
+    test_batch(const dtfm::nn::gpt_config& c, int micro_batch, int m) {
+        const std::size_t n = static_cast<std::size_t>(micro_batch) * c.context;
+        for (std::size_t i = 0; i <= n; ++i)
+            tokens.push_back(static_cast<std::int32_t>((i * 7 + static_cast<std::size_t>(m) * 3 + i * i) % c.vocab));
+        targets.assign(tokens.begin() + 1, tokens.end());
+        tokens.pop_back();
+    }
+};
 
 // Deterministic test values: n floats ~ N(mean, scale²).
 inline std::vector<float> random_floats(size_t n, std::uint64_t seed, double scale = 1.0, double mean = 0.0) {

@@ -21,19 +21,8 @@ using dtfm::nn::gpt_stage;
 
 namespace {
 
-gpt_config tiny_test() { return {.vocab = 11, .context = 5, .d_model = 8, .heads = 2, .layers = 4, .seed = 3}; }
-
-// Tokens of micro-batch m: a deterministic pattern over the vocabulary; targets the next token.
-struct batch {
-    std::vector<std::int32_t> tokens, targets;
-    batch(const gpt_config& c, int micro_batch, int m) {
-        const std::size_t n = static_cast<std::size_t>(micro_batch) * c.context;
-        for (std::size_t i = 0; i <= n; ++i)
-            tokens.push_back(static_cast<std::int32_t>((i * 7 + static_cast<std::size_t>(m) * 3 + i * i) % c.vocab));
-        targets.assign(tokens.begin() + 1, tokens.end());
-        tokens.pop_back();
-    }
-};
+gpt_config tiny_test() { return ref::tiny_test_config(); }
+using batch = ref::test_batch;
 
 // Runs M micro-batches through `stages` stage objects, GPipe order (all forwards, then all
 // backwards in reverse), and returns each stage's gradients concatenated, plus the losses.
