@@ -16,6 +16,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dtfm/compress/cocktail.hpp"
@@ -241,10 +242,13 @@ inline void topk_checks() {
     refuses(device, repeated, 1000, "topk index repeated");
 }
 
-inline void error_feedback_checks() {
+// Error feedback over a host compressor HostC and its CUDA twin DeviceC: the same payloads and
+// residuals, step after step.
+template <class HostC, class DeviceC>
+void error_feedback_checks_of(const std::string& name) {
     const std::size_t n = 5000;
-    dtfm::compress::error_feedback<dtfm::compress::quantize<2>> host;
-    dtfm::cuda::error_feedback<dtfm::cuda::quantize<2>> device;
+    dtfm::compress::error_feedback<HostC> host;
+    dtfm::cuda::error_feedback<DeviceC> device;
     thrust::device_vector<std::byte> dp(device.max_payload_bytes(n));
     std::vector<std::byte> hp(host.max_payload_bytes(n));
     for (std::uint32_t step = 0; step < 3; ++step) {
@@ -252,13 +256,13 @@ inline void error_feedback_checks() {
         thrust::device_vector<float> dg(g.begin(), g.end());
         host.encode(g, hp);
         device.encode(span_of(dg), span_of(dp));
-        expect(to_host(dp) == hp, "error_feedback<quantize<2>>: payload, step " + std::to_string(step));
+        expect(to_host(dp) == hp, name + ": payload, step " + std::to_string(step));
         const auto r = device.residual();
         thrust::device_vector<float> dr(thrust::device_pointer_cast(r.data()),
                                         thrust::device_pointer_cast(r.data()) + static_cast<std::ptrdiff_t>(r.size()));
         const auto hr = host.residual();
         expect(same_bits(to_host(dr), std::vector<float>(hr.begin(), hr.end())),
-               "error_feedback<quantize<2>>: residual, step " + std::to_string(step));
+               name + ": residual, step " + std::to_string(step));
     }
     thrust::device_vector<float> wrong(n + 1, 1.0f);
     bool threw = false;
@@ -267,7 +271,18 @@ inline void error_feedback_checks() {
     } catch (const dtfm::error&) {
         threw = true;
     }
-    expect(threw, "error_feedback: another tensor size throws");
+    expect(threw, name + ": another tensor size throws");
+}
+
+inline void error_feedback_checks() {
+    error_feedback_checks_of<dtfm::compress::quantize<2>, dtfm::cuda::quantize<2>>("error_feedback<quantize<2>>");
+    error_feedback_checks_of<dtfm::compress::topk<>, dtfm::cuda::topk<>>("error_feedback<topk<>>");
+    // The compressors holding Thrust scratch move, so the adaptors can take them by value.
+    static_assert(std::is_move_constructible_v<dtfm::cuda::topk<>> && std::is_move_constructible_v<dtfm::cuda::cocktail<>>);
+    dtfm::cuda::delta<dtfm::cuda::topk<>> delta_over_topk(1 << 20);
+    dtfm::cuda::error_feedback<dtfm::cuda::cocktail<>> feedback_over_cocktail(dtfm::cuda::cocktail<>(5));
+    (void)delta_over_topk;
+    (void)feedback_over_cocktail;
 }
 
 inline void cocktail_checks() {

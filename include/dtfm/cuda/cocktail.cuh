@@ -131,6 +131,7 @@ public:
     std::size_t encode(std::span<const float> values, std::span<std::byte> payload) {
         const std::size_t n = values.size();
         const std::size_t bytes = max_payload_bytes(n);
+        detail::check_32bit_positions(n, "cuda::cocktail::encode");
         compress::check_capacity(payload, bytes, "cuda::cocktail");
         const std::size_t m = subset_for(n);
         const std::size_t k = kept_for(n);
@@ -164,6 +165,7 @@ public:
     // Writes the kept values at their positions and zero elsewhere; every check runs first.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
+        detail::check_32bit_positions(n, "cuda::cocktail::decode");
         const stream_t s = stream();
         const auto front = detail::read_front<compress::payload_header::size + context_bytes>(s, payload);
         const std::size_t have = payload.size() < front.size() ? payload.size() : front.size();

@@ -19,8 +19,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dtfm/compress/payload.hpp"
@@ -60,6 +62,15 @@ public:
     temp_allocator() = default;
     temp_allocator(const temp_allocator&) = delete;
     temp_allocator& operator=(const temp_allocator&) = delete;
+    // Movable, so the compressors holding one are (cuda::delta and error_feedback take theirs by value).
+    temp_allocator(temp_allocator&& o) noexcept : blocks_(std::exchange(o.blocks_, {})) {}
+    temp_allocator& operator=(temp_allocator&& o) noexcept {
+        if (this != &o) {
+            for (auto& b : blocks_) free_block(b.data);
+            blocks_ = std::exchange(o.blocks_, {});
+        }
+        return *this;
+    }
     ~temp_allocator() {
         for (auto& b : blocks_) free_block(b.data);
     }
@@ -138,6 +149,22 @@ decltype(auto) guarded(const char* what, F&& f) {
     } catch (const thrust::system_error& e) {
         throw error(std::string(what) + ": " + e.what());
     }
+}
+
+// Random-k, top-k and CocktailSGD address elements with 32-bit positions.
+inline void check_32bit_positions(std::size_t n, const char* call) {
+    if (n > std::numeric_limits<std::uint32_t>::max())
+        throw error(std::string(call) + ": " + std::to_string(n) + " elements, more than its 32-bit positions address (2^32 - 1)");
+}
+
+// Moves a compressor's work to another stream. Work queued on the current one may still use the
+// compressor's scratch and temporary blocks, which the next call (on the new stream) reuses: wait
+// for it first.
+inline void switch_stream(stream_t& current, stream_t next) {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+    if (current != next) dtfm::detail::check_cuda(cudaStreamSynchronize(current), "cudaStreamSynchronize");
+#endif
+    current = next;
 }
 
 // f(i) for i in [0, count) on the stream: the launch every kernel of these headers goes through.

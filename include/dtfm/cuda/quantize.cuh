@@ -106,7 +106,8 @@ public:
     std::uint64_t seed() const { return seed_; }
     std::uint64_t calls() const { return calls_; }
     stream_t stream() const { return stream_; }
-    void set_stream(stream_t stream) { stream_ = stream; }
+    // Waits for the work queued on the current stream first (its scratch is reused).
+    void set_stream(stream_t stream) { detail::switch_stream(stream_, stream); }
 
     static constexpr std::size_t blocks(std::size_t n) { return host_type::blocks(n); }
     static constexpr std::size_t body_bytes(std::size_t n) { return host_type::body_bytes(n); }

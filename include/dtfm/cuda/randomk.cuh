@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <ratio>
 #include <span>
 #include <string>
@@ -73,14 +72,15 @@ public:
     std::uint64_t chunk() const { return context_.chunk(); }
     std::uint64_t key() const { return context_.key(); }
     stream_t stream() const { return stream_; }
-    void set_stream(stream_t stream) { stream_ = stream; }
+    // Waits for the work queued on the current stream first (its scratch is reused).
+    void set_stream(stream_t stream) { detail::switch_stream(stream_, stream); }
 
     static constexpr std::size_t k_for(std::size_t n) { return host_type::k_for(n); }
     std::size_t max_payload_bytes(std::size_t n) const { return context_.max_payload_bytes(n); }
 
     std::size_t encode(std::span<const float> values, std::span<std::byte> payload) {
         const std::size_t n = values.size();
-        check_size(n);
+        detail::check_32bit_positions(n, "cuda::randomk::encode");
         const std::size_t bytes = max_payload_bytes(n);
         compress::check_capacity(payload, bytes, "cuda::randomk");
         const std::size_t k = k_for(n);
@@ -118,13 +118,6 @@ public:
     }
 
 private:
-    static void check_size(std::size_t n) {
-        if (n > std::numeric_limits<std::uint32_t>::max()) {
-            throw error("cuda::randomk::encode: " + std::to_string(n) +
-                        " elements, more than its 32-bit positions address (2^32 - 1)");
-        }
-    }
-
     host_type context_;  // the seed, step, chunk and key, and the host's checks of them
     stream_t stream_;
 };

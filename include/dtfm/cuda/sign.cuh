@@ -77,7 +77,8 @@ public:
     explicit sign(stream_t stream = nullptr) : stream_(stream) {}
 
     stream_t stream() const { return stream_; }
-    void set_stream(stream_t stream) { stream_ = stream; }
+    // Waits for the work queued on the current stream first (its scratch is reused).
+    void set_stream(stream_t stream) { detail::switch_stream(stream_, stream); }
 
     std::size_t max_payload_bytes(std::size_t n) const {
         return compress::payload_header::size + host_type::body_bytes(n);

@@ -1,8 +1,9 @@
 // cuda::staged<T>: a transport for device buffers over a host transport T (MPI that is not
 // CUDA-aware, inproc, throttled<…>): transport::staged with pinned host staging blocks and copies on
 // a stream of their own, so they overlap kernels on the compute stream. A send's copy starts after
-// the work already queued on the compute stream (which produced the bytes); a receive's copy is
-// waited for by the compute stream, so later kernels there see the data without the host waiting.
+// the work already queued on the compute stream (which produced the bytes); so does a receive's
+// (which may still be reading the buffer it overwrites), and the compute stream waits for the
+// receive's copy, so later kernels there see the data without the host waiting.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -83,6 +84,10 @@ public:
     }
 
     fence to_space(std::byte* device, const std::byte* host, std::size_t n) {
+        // Kernels already queued on the compute stream may still read (or write) the buffer this
+        // receive overwrites, e.g. the decode of the previous message received into it.
+        fence queued(compute_);
+        dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), queued.event(), 0), "cudaStreamWaitEvent");
         dtfm::detail::check_cuda(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, copy_.get()),
                                  "cudaMemcpyAsync(host to device)");
         fence copied(copy_.get());

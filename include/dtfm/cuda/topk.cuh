@@ -175,7 +175,8 @@ public:
     explicit topk(stream_t stream = nullptr) : stream_(stream) {}
 
     stream_t stream() const { return stream_; }
-    void set_stream(stream_t stream) { stream_ = stream; }
+    // Waits for the work queued on the current stream first (its scratch is reused).
+    void set_stream(stream_t stream) { detail::switch_stream(stream_, stream); }
 
     static constexpr std::size_t k_for(std::size_t n) { return host_type::k_for(n); }
     std::size_t max_payload_bytes(std::size_t n) const { return compress::payload_header::size + 8 * k_for(n); }
@@ -198,10 +199,10 @@ public:
         return bytes;
     }
 
-    // Every check (the header, then every index on the device) runs before out changes.
     // Blocks of Thrust temporary storage held by the selection (encode), for tests.
     std::size_t temp_blocks() const noexcept { return selector_.temp_blocks(); }
 
+    // Every check (the header, then every index on the device) runs before out changes.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         const std::size_t n = out.size();
         const std::size_t k = compress::detail::topk_check_header<Fraction>(
