@@ -82,13 +82,23 @@ public:
         return done_;
     }
 
-    // MPI has no timed wait: poll MPI_Test, yielding the core between polls (a rank blocked on
-    // the network must not starve the rank it waits for on an oversubscribed machine).
+    // MPI has no timed wait: poll MPI_Test. A large message moves only while its ranks call into
+    // MPI, so for the first millisecond the poll only yields the core between tests (it runs again
+    // at once when nothing else wants the core); then it sleeps between tests, 1 µs doubling to
+    // 200 µs, so a rank blocked on the network does not starve the rank it waits for on an
+    // oversubscribed machine.
     bool wait_for(std::chrono::nanoseconds timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto start = std::chrono::steady_clock::now();
+        const auto deadline = start + timeout;
+        const auto busy_until = start + std::chrono::milliseconds(1);
         auto pause = std::chrono::microseconds(1);
         while (!test()) {
-            if (std::chrono::steady_clock::now() >= deadline) return false;
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) return false;
+            if (now < busy_until) {
+                std::this_thread::yield();
+                continue;
+            }
             std::this_thread::sleep_for(pause);
             pause = std::min(pause * 2, std::chrono::microseconds(200));
         }
