@@ -1,9 +1,11 @@
 // cuda::staged<T>: a transport for device buffers over a host transport T (MPI that is not
 // CUDA-aware, inproc, throttled<…>): transport::staged with pinned host staging blocks and copies on
-// a stream of their own, so they overlap kernels on the compute stream. A send's copy starts after
-// the work already queued on the compute stream (which produced the bytes); so does a receive's
-// (which may still be reading the buffer it overwrites), and the compute stream waits for the
-// receive's copy, so later kernels there see the data without the host waiting.
+// a stream of their own. A send's copy starts after the work already queued on the compute stream
+// (which produced the bytes), and isend waits for that copy on the host before the host transport
+// sends the block: the host waits for the compute stream's queued work too, so only receives
+// overlap compute. A receive's copy also starts after the compute stream's queued work (which may
+// still be reading the buffer it overwrites), and the compute stream waits for that copy, so later
+// kernels there see the data without the host waiting.
 #pragma once
 
 #include <cuda_runtime.h>

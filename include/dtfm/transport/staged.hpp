@@ -1,8 +1,9 @@
 // staged<T, Copier>: a transport for buffers in another memory space (device memory) over a host
 // transport T that cannot read them (Debian's Open MPI is not CUDA-aware). A send copies the bytes
-// into a staging block (pinned host memory) on the copier's own stream, waits for that copy only,
-// and sends the block; a receive lands in a block and is copied out when it completes. Blocks come
-// from a pool that keeps them: after the first messages of each size nothing is allocated. The
+// into a staging block (pinned host memory) on the copier's own stream, waits on the host for that
+// copy (with cuda::pinned_copier, which starts after the compute stream's queued work, for that
+// work too), and sends the block; a receive lands in a block and is copied out when it completes.
+// Blocks come from a pool that keeps them: after the first messages of each size nothing is allocated. The
 // copier (dtfm/cuda/staging.cuh: cuda::pinned_copier) is a policy, so the request logic is tested
 // on the host with a copier that defers its copies until they are waited for.
 #pragma once
