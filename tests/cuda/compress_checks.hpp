@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "check_support.hpp"
 #include "dtfm/compress/cocktail.hpp"
 #include "dtfm/compress/delta.hpp"
 #include "dtfm/compress/error_feedback.hpp"
@@ -35,31 +36,6 @@
 #include "dtfm/cuda/topk.cuh"
 
 namespace checks {
-
-inline int failures = 0;
-
-inline void expect(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAILED: %s\n", what.c_str());
-        ++failures;
-    }
-}
-
-template <class T>
-std::span<T> span_of(thrust::device_vector<T>& d) {
-    return {thrust::raw_pointer_cast(d.data()), d.size()};
-}
-
-template <class T>
-std::vector<T> to_host(const thrust::device_vector<T>& d) {
-    std::vector<T> h(d.size());
-    thrust::copy(d.begin(), d.end(), h.begin());
-    return h;
-}
-
-inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), 4 * a.size()) == 0);
-}
 
 // Normal values off zero in places, with ±0, ±Inf and NaN where n allows.
 inline std::vector<float> test_values(std::size_t n, std::uint32_t seed) {

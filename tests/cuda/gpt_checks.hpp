@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../unit/nn/reference.hpp"
+#include "check_support.hpp"
 #include "dtfm/cuda/adamw.cuh"
 #include "dtfm/cuda/device_buffer.cuh"
 #include "dtfm/cuda/gpt_stage.cuh"
@@ -34,30 +35,14 @@ namespace gpt_checks {
 using dtfm::cuda::gpt_stage;
 using dtfm::nn::gpt_config;
 
-inline int failures = 0;
-
-inline void expect(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAILED: %s\n", what.c_str());
-        ++failures;
-    }
-}
+using checks::expect;
+using checks::span_of;
+using checks::to_host;
 
 inline constexpr double split_tolerance = dtfm::cuda::detail::on_gpu ? 1e-5 : 1e-6;
 
 inline gpt_config tiny_test() { return ref::tiny_test_config(); }
 using batch = ref::test_batch;
-
-template <class T>
-std::span<T> span_of(thrust::device_vector<T>& d) {
-    return {thrust::raw_pointer_cast(d.data()), d.size()};
-}
-
-inline std::vector<float> on_host(const thrust::device_vector<float>& d) {
-    std::vector<float> h(d.size());
-    thrust::copy(d.begin(), d.end(), h.begin());
-    return h;
-}
 
 // Every tensor of a stage, as slices of its buffers.
 inline std::vector<dtfm::nn::tensor_slice> tensors_of(const dtfm::nn::gpt_layout& lay) {
@@ -89,7 +74,7 @@ inline float step(gpt_stage& s, const batch& b, float scale = 1.0f) {
     thrust::device_vector<float> loss(1), grad(1, scale);
     s.forward(0, {}, span_of(loss));
     s.backward(0, span_of(grad), {});
-    return on_host(loss)[0];
+    return to_host(loss)[0];
 }
 
 inline void whole_model_gradient_check() {
@@ -136,7 +121,7 @@ inline pipeline_result run_pipeline(const gpt_config& c, int stages, int micro_b
             a[static_cast<std::size_t>(i) + 1].resize(st.output_size());
             st.forward(m, span_of(a[static_cast<std::size_t>(i)]), span_of(a[static_cast<std::size_t>(i) + 1]));
         }
-        r.losses.push_back(on_host(a.back())[0]);
+        r.losses.push_back(to_host(a.back())[0]);
     }
     for (int m = M - 1; m >= 0; --m) {
         thrust::device_vector<float> grad(1, 1.0f / static_cast<float>(M));
@@ -198,7 +183,7 @@ inline void slots_accumulation_and_refusals() {
     s.forward(0, {}, span_of(l0));
     s.evaluate(1, {}, span_of(e1));
     s.forward(1, {}, span_of(l1));
-    expect(on_host(e1) == on_host(l1), "slots: evaluate gives forward's loss");
+    expect(to_host(e1) == to_host(l1), "slots: evaluate gives forward's loss");
     s.backward(0, span_of(one), {});
     const std::vector<float> g0 = s.gradients_on_host();
     expect(throws_dtfm_error([&] { s.backward(0, span_of(one), {}); }), "slots: a second backward of micro-batch 0 is refused");
@@ -269,7 +254,7 @@ inline void adamw_matches_host() {
         host.step(host_p, g);
         dev.step(span_of(dev_p), span_of(dev_g));
     }
-    const double d = max_relative_difference(on_host(dev_p), host_p);
+    const double d = max_relative_difference(to_host(dev_p), host_p);
     expect(d <= (dtfm::cuda::detail::on_gpu ? 1e-6 : 0.0), "adamw: device parameters differ from the host's by " + std::to_string(d));
 }
 
@@ -317,7 +302,7 @@ inline int run_all() {
     adamw_learns();
     adamw_matches_host();
     own_stream_matches_default_stream();
-    return failures;
+    return checks::failures;
 }
 
 }  // namespace gpt_checks

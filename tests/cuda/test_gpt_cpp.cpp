@@ -17,9 +17,7 @@ namespace {
 using gpt_checks::expect;
 using gpt_checks::span_of;
 
-bool same_bits(const std::vector<float>& a, std::span<const float> b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using checks::same_bits;
 
 // `steps` AdamW steps of M micro-batches over `stages` stages, host and device side by side.
 void matches_the_host_stage(int stages) {
@@ -54,7 +52,7 @@ void matches_the_host_stage(int stages) {
                 thrust::device_vector<float> d_out(dev[i]->output_size());
                 host[i].forward(m, h_in, h_out);
                 dev[i]->forward(m, span_of(d_in), span_of(d_out));
-                expect(same_bits(gpt_checks::on_host(d_out), h_out), at + "stage " + std::to_string(i) + "'s output, step " +
+                expect(same_bits(checks::to_host(d_out), h_out), at + "stage " + std::to_string(i) + "'s output, step " +
                                                                           std::to_string(step));
                 h_in = std::move(h_out);
                 d_in = std::move(d_out);
@@ -68,7 +66,7 @@ void matches_the_host_stage(int stages) {
                 thrust::device_vector<float> d_in(dev[i]->input_size());
                 host[i].backward(m, h_grad, h_in);
                 dev[i]->backward(m, span_of(d_grad), span_of(d_in));
-                expect(same_bits(gpt_checks::on_host(d_in), h_in), at + "stage " + std::to_string(i) + "'s input gradient");
+                expect(same_bits(checks::to_host(d_in), h_in), at + "stage " + std::to_string(i) + "'s input gradient");
                 h_grad = std::move(h_in);
                 d_grad = std::move(d_in);
             }

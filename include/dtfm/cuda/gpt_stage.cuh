@@ -294,8 +294,8 @@ public:
 
     std::span<float> parameters() noexcept { return {ptr(params_), params_.size()}; }
     std::span<float> gradients() noexcept { return {ptr(grads_), grads_.size()}; }
-    std::span<const float> parameters() const noexcept { return {thrust::raw_pointer_cast(params_.data()), params_.size()}; }
-    std::span<const float> gradients() const noexcept { return {thrust::raw_pointer_cast(grads_.data()), grads_.size()}; }
+    std::span<const float> parameters() const noexcept { return {ptr(params_), params_.size()}; }
+    std::span<const float> gradients() const noexcept { return {ptr(grads_), grads_.size()}; }
     void zero_gradients() { fill(grads_, 0.0f); }
 
     // Host copies, after the stream's work so far: for checks, checkpoints and the host side of a
@@ -352,7 +352,10 @@ private:
     static T* ptr(thrust::device_vector<T>& v) {
         return thrust::raw_pointer_cast(v.data());
     }
-    static const std::int32_t* ptr(const thrust::device_vector<std::int32_t>& v) { return thrust::raw_pointer_cast(v.data()); }
+    template <class T>
+    static const T* ptr(const thrust::device_vector<T>& v) {
+        return thrust::raw_pointer_cast(v.data());
+    }
 
     using id_store = std::deque<thrust::device_vector<std::int32_t>>;  // grows without moving what it holds
 
@@ -360,17 +363,13 @@ private:
         if (micro_batch < 1) throw config_error("cuda::gpt_stage: micro_batch must be at least 1");
         return micro_batch;
     }
+    // The host layers' checks, their messages naming this stage.
     static void expect_size(std::size_t got, std::size_t want, const char* call, const char* what) {
-        if (got != want)
-            throw error(std::string("cuda::gpt_stage::") + call + ": " + what + " has " + std::to_string(got) +
-                        " elements, the shape needs " + std::to_string(want));
+        nn::detail::expect_size(got, want, call, what, "cuda::gpt_stage::");
     }
     // ids, after checking every one is in [0, vocab).
     std::span<const std::int32_t> checked(std::span<const std::int32_t> ids) const {
-        for (const std::int32_t t : ids)
-            if (t < 0 || static_cast<std::size_t>(t) >= config().vocab)
-                throw error("cuda::gpt_stage::feed: token " + std::to_string(t) + " outside the vocabulary of " +
-                            std::to_string(config().vocab));
+        for (const std::int32_t t : ids) nn::detail::token_row(t, config().vocab, "feed", "cuda::gpt_stage::");
         return ids;
     }
     // Copies ids to the device on the stream, so the copy waits for the kernels still reading the
@@ -379,7 +378,7 @@ private:
         if (store.size() <= m) store.resize(m + 1);
         thrust::device_vector<std::int32_t>& to = store[m];
         if (to.size() != ids.size()) to.resize(ids.size());
-        transfer(thrust::raw_pointer_cast(to.data()), ids.data(), ids.size(), to_device);
+        transfer(ptr(to), ids.data(), ids.size(), to_device);
     }
 
     // Host ↔ device copies in the stream's order (on Thrust's CPP system, plain copies).
@@ -537,8 +536,8 @@ private:
             layer_norm_forward(a.resid_at(blocks()), P + layout_.final_gamma().offset, P + layout_.final_beta().offset, ptr(a.lnf_out),
                                ptr(a.lnf_mean), ptr(a.lnf_rstd));
             linear_forward(ptr(a.lnf_out), P + layout_.head().offset, nullptr, ptr(a.probs), C, V);
-            launch(n, detail::gpt::cross_entropy_rows{ptr(a.probs), ptr(fed(targets_, m)), thrust::raw_pointer_cast(a.row_loss.data()), V});
-            launch(1, detail::gpt::mean_loss{thrust::raw_pointer_cast(a.row_loss.data()), n, out.data()});
+            launch(n, detail::gpt::cross_entropy_rows{ptr(a.probs), ptr(fed(targets_, m)), ptr(a.row_loss), V});
+            launch(1, detail::gpt::mean_loss{ptr(a.row_loss), n, out.data()});
         } else {
             copy(a.resid_at(blocks()), out.size(), out.data());
         }
