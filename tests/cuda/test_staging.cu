@@ -1,9 +1,11 @@
 // cuda::staged<inproc> on a real GPU: two ranks as threads exchange device buffers (one larger than
 // inproc's eager limit) produced by a kernel on a compute stream; the receiver's kernel on its
-// compute stream reads the data with no host wait. Then pinned_copier's ordering against slow
+// compute stream reads the data with no host wait. isend returns while the kernel producing its
+// data still runs, and a kernel queued after it may overwrite the buffer. Then pinned_copier's ordering against slow
 // kernels: a send's copy waits for the kernel producing the data, a receive's copy waits for a
 // kernel still reading the buffer it overwrites, and a kernel queued after a receive sees the data
 // with no host wait. Exits 77 (skipped) without a device.
+#include <atomic>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -95,7 +97,7 @@ int copier_ordering_checks() {
 
 int main() {
     if (!gpu_test::device_present()) return gpu_test::skipped;
-    int failures = 0;
+    std::atomic<int> failures{0};  // both ranks count
     try {
         const std::size_t sizes[] = {1, 1000, 1 << 20};
         dtfm::transport::run_inproc(2, [&](dtfm::transport::inproc& world) {
@@ -125,6 +127,30 @@ int main() {
                             }
                         }
                     }
+                }
+            }
+            {
+                // The send's copy waits for slow_fill, so the request cannot be done right after
+                // isend; fill, queued after isend, overwrites the buffer only after the copy.
+                constexpr std::size_t n = 1 << 20;
+                constexpr long long cycles = 50'000'000;  // about 25 ms at 2 GHz
+                const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
+                dtfm::cuda::device_buffer<float> buf(n);
+                if (t.rank() == 0) {
+                    slow_fill<<<blocks, 256, 0, compute>>>(buf.data(), n, 5.0f, cycles);
+                    auto send = t.isend(1, tag, std::as_bytes(std::span<float>(buf.data(), n)));
+                    if (send.test()) {
+                        std::printf("FAILED: a send completed while its data was still being produced\n");
+                        ++failures;
+                    }
+                    fill<<<blocks, 256, 0, compute>>>(buf.data(), n, -1.0f);
+                    send.wait();
+                } else {
+                    t.irecv(0, tag, std::as_writable_bytes(std::span<float>(buf.data(), n))).wait();
+                    std::vector<float> host(n);
+                    buf.copy_to_host(host, compute);
+                    dtfm::detail::check_cuda(cudaStreamSynchronize(compute), "cudaStreamSynchronize");
+                    failures += expect_values(host, 5.0f, "a send carries its data as of isend, in stream order");
                 }
             }
             if (t.staging_blocks() > 3) {

@@ -1,11 +1,12 @@
 // cuda::staged<T>: a transport for device buffers over a host transport T (MPI that is not
 // CUDA-aware, inproc, throttled<…>): transport::staged with pinned host staging blocks and copies on
 // a stream of their own. A send's copy starts after the work already queued on the compute stream
-// (which produced the bytes), and isend waits for that copy on the host before the host transport
-// sends the block: the host waits for the compute stream's queued work too, so only receives
-// overlap compute. A receive's copy also starts after the compute stream's queued work (which may
-// still be reading the buffer it overwrites), and the compute stream waits for that copy, so later
-// kernels there see the data without the host waiting.
+// (which produced the bytes), and isend returns without waiting for it: the host transport sends
+// the block once the copy is done, while the host goes on queueing work. The compute stream waits
+// for that copy, so kernels queued after isend may overwrite the sent buffer. A receive's copy
+// also starts after the compute stream's queued work (which may still be reading the buffer it
+// overwrites), and the compute stream waits for that copy, so later kernels there see the data
+// without the host waiting.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -82,7 +83,10 @@ public:
         dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), produced.event(), 0), "cudaStreamWaitEvent");
         dtfm::detail::check_cuda(cudaMemcpyAsync(host, device, n, cudaMemcpyDeviceToHost, copy_.get()),
                                  "cudaMemcpyAsync(device to host)");
-        return fence(copy_.get());
+        fence copied(copy_.get());
+        // Kernels queued later on the compute stream may overwrite what is being sent.
+        dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
+        return copied;
     }
 
     fence to_space(std::byte* device, const std::byte* host, std::size_t n) {

@@ -1,24 +1,30 @@
 // staged<T, Copier>: a transport for buffers in another memory space (device memory) over a host
-// transport T that cannot read them (Debian's Open MPI is not CUDA-aware). A send copies the bytes
-// into a staging block (pinned host memory) on the copier's own stream, waits on the host for that
-// copy (with cuda::pinned_copier, which starts after the compute stream's queued work, for that
-// work too), and sends the block; a receive lands in a block and is copied out when it completes.
-// Blocks come from a pool that keeps them: after the first messages of each size nothing is allocated. The
-// copier (dtfm/cuda/staging.cuh: cuda::pinned_copier) is a policy, so the request logic is tested
-// on the host with a copier that defers its copies until they are waited for.
+// transport T that cannot read them (Debian's Open MPI is not CUDA-aware). A send starts a copy of
+// the bytes into a staging block (pinned host memory) on the copier's own stream and returns at
+// once; the block goes to the host transport when the copy is done (with cuda::pinned_copier the
+// copy starts after the compute stream's queued work), so the host goes on queueing work while the
+// device finishes what the send carries. A receive lands in a block and is copied out when it
+// completes. Blocks come from a pool that keeps them: after the first messages of each size nothing
+// is allocated. The copier (dtfm/cuda/staging.cuh: cuda::pinned_copier) is a policy, so the request
+// logic is tested on the host with copiers that finish their copies only when asked.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 
 namespace dtfm::transport {
@@ -92,97 +98,205 @@ private:
 
 }  // namespace detail
 
+namespace detail {
+
+// One message through a staging block: the block, the host transport's request once posted, and
+// the copy between the block and the caller's buffer. Shared by the request and, until it is
+// posted, the link's queue of sends.
 template <concepts::transport T, staging_copier C>
-class staged;
+struct staged_op {
+    staged_op(std::shared_ptr<staging_pool<C>> p, std::size_t n) : pool(std::move(p)), block(pool->acquire(n)) {}
+    staged_op(const staged_op&) = delete;
+    staged_op& operator=(const staged_op&) = delete;
+
+    // The block is reused only when nothing can touch it any more: no copy into or out of it, and
+    // no host request still reading or filling it.
+    ~staged_op() {
+        drop_inner();
+        bool in_use = abandoned;
+        if (copy && !in_use) {
+            try {
+                copy->wait();
+            } catch (...) {
+                in_use = true;
+            }
+        }
+        pool->release(block, in_use);
+    }
+
+    // The host transport's own abandon rules apply to its request, in the caller's thread.
+    void drop_inner() noexcept {
+        if (inner && !inner_done) abandoned = true;
+        inner.reset();
+    }
+
+    // A receive that completed on the host: copy the message out of the block.
+    void finish_inner(std::size_t n) {
+        if (inner_done) return;
+        inner_done = true;
+        size = n;
+        if (receive && n > 0) copy.emplace(pool->copier().to_space(target, block.first, n));
+    }
+
+    std::shared_ptr<staging_pool<C>> pool;
+    std::pair<std::byte*, std::size_t> block;
+    int peer = 0;
+    message_tag tag{};
+    std::size_t size = 0;            // a send's bytes; a receive's, once complete
+    std::byte* target = nullptr;     // a receive's destination
+    bool receive = false;
+    std::optional<typename C::fence> copy;  // send: into the block; receive: out of it
+    std::optional<typename T::request_type> inner;
+    std::exception_ptr failure;      // the host transport refused the send
+    std::atomic<bool> posted{false};  // inner (or, for a send, failure) is set
+    bool inner_done = false;
+    bool abandoned = false;  // the request went before the host transport was done with the block
+};
+
+// The host transport and the sends whose copies to staging memory may still run, in the order
+// they were made. Each is posted to the host transport, in that order (messages with one key
+// arrive in send order), once its copy is done: whenever the transport or one of its requests is
+// used, and all of them before anything blocks (a rank that waits for a reply must first have
+// sent what the reply answers). Every use of the host transport goes through its mutex.
+template <concepts::transport T, staging_copier C>
+class staged_link {
+public:
+    using op = staged_op<T, C>;
+
+    explicit staged_link(T t) : transport_(std::move(t)) {}
+    staged_link(const staged_link&) = delete;
+    staged_link& operator=(const staged_link&) = delete;
+
+    T& transport() noexcept { return transport_; }
+
+    void enqueue(std::shared_ptr<op> o) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(std::move(o));
+        }
+        post(false);
+    }
+
+    typename T::request_type irecv(int peer, message_tag tag, std::span<std::byte> block) {
+        post(false);
+        std::lock_guard lock(mutex_);
+        return transport_.irecv(peer, tag, block);
+    }
+
+    // Posts the sends whose copies are done, from the front; with wait, all of them, waiting for
+    // their copies (a copy waits only for work already queued on the device, never for a peer).
+    void post(bool wait) {
+        std::lock_guard lock(mutex_);
+        while (!queue_.empty()) {
+            op& o = *queue_.front();
+            try {
+                if (o.copy) {
+                    if (wait)
+                        o.copy->wait();
+                    else if (!o.copy->ready())
+                        break;
+                }
+                o.inner.emplace(transport_.isend(o.peer, o.tag, std::span<const std::byte>(o.block.first, o.size)));
+            } catch (...) {
+                o.failure = std::current_exception();  // this send's, rethrown by its request
+            }
+            o.posted.store(true, std::memory_order_release);
+            queue_.pop_front();  // never the last owner: a dropped request posts its send first
+        }
+    }
+
+    T split(int color, int key) {
+        std::lock_guard lock(mutex_);
+        return transport_.split(color, key);
+    }
+
+private:
+    T transport_;
+    std::mutex mutex_;
+    std::deque<std::shared_ptr<op>> queue_;
+};
+
+}  // namespace detail
 
 template <concepts::transport T, staging_copier C>
 class staged_request {
 public:
-    using fence = typename C::fence;
-
-    staged_request(staged_request&& o) noexcept
-        : pool_(std::move(o.pool_)), block_(std::exchange(o.block_, {nullptr, 0})), inner_(std::move(o.inner_)),
-          target_(o.target_), receive_(o.receive_), inner_done_(o.inner_done_), size_(o.size_), copy_(std::move(o.copy_)) {}
+    staged_request(staged_request&&) noexcept = default;
     staged_request& operator=(staged_request&& o) noexcept {
         if (this != &o) {
-            release();
-            pool_ = std::move(o.pool_);
-            block_ = std::exchange(o.block_, {nullptr, 0});
-            inner_ = std::move(o.inner_);
-            target_ = o.target_;
-            receive_ = o.receive_;
-            inner_done_ = o.inner_done_;
-            size_ = o.size_;
-            copy_ = std::move(o.copy_);
+            drop();
+            link_ = std::move(o.link_);
+            op_ = std::move(o.op_);
         }
         return *this;
     }
     staged_request(const staged_request&) = delete;
     staged_request& operator=(const staged_request&) = delete;
-    ~staged_request() { release(); }
+    ~staged_request() { drop(); }
 
     // The bytes moved; for a receive, once they are in the destination buffer.
     std::size_t wait() {
-        finish_inner(inner_->wait());
-        if (copy_) copy_->wait();
-        return size_;
+        link_->post(true);
+        auto& o = *op_;
+        rethrow_failure();
+        o.finish_inner(o.inner->wait());
+        if (o.receive && o.copy) o.copy->wait();
+        return o.size;
     }
 
     bool test() {
-        if (!inner_done_) {
-            if (!inner_->test()) return false;
-            finish_inner(inner_->wait());
+        link_->post(false);
+        auto& o = *op_;
+        if (!o.posted.load(std::memory_order_acquire)) return false;
+        rethrow_failure();
+        if (!o.inner_done) {
+            if (!o.inner->test()) return false;
+            o.finish_inner(o.inner->wait());
         }
-        return !copy_ || copy_->ready();
+        return !o.receive || !o.copy || o.copy->ready();
     }
 
     bool wait_for(std::chrono::nanoseconds d) {
-        if (!inner_done_) {
-            if (!inner_->wait_for(d)) return false;
-            finish_inner(inner_->wait());
+        link_->post(true);
+        auto& o = *op_;
+        rethrow_failure();
+        if (!o.inner_done) {
+            if (!o.inner->wait_for(d)) return false;
+            o.finish_inner(o.inner->wait());
         }
-        if (copy_) copy_->wait();  // a copy of at most the message: short next to any network
+        if (o.receive && o.copy) o.copy->wait();  // a copy of at most the message: short next to any network
         return true;
     }
 
 private:
     template <concepts::transport, staging_copier>
     friend class staged;
+    using link = detail::staged_link<T, C>;
+    using op = detail::staged_op<T, C>;
 
-    staged_request(std::shared_ptr<detail::staging_pool<C>> pool, std::pair<std::byte*, std::size_t> block,
-                   typename T::request_type inner, std::byte* target, bool receive)
-        : pool_(std::move(pool)), block_(block), inner_(std::move(inner)), target_(target), receive_(receive) {}
+    staged_request(std::shared_ptr<link> l, std::shared_ptr<op> o) : link_(std::move(l)), op_(std::move(o)) {}
 
-    void finish_inner(std::size_t size) {
-        if (inner_done_) return;
-        inner_done_ = true;
-        size_ = size;
-        if (receive_ && size > 0) copy_.emplace(pool_->copier().to_space(target_, block_.first, size));
+    void rethrow_failure() const {
+        if (op_->failure) std::rethrow_exception(op_->failure);
     }
 
-    void release() noexcept {
-        if (!pool_ || block_.first == nullptr) return;
-        bool in_use = !inner_done_;
-        if (!in_use && copy_) {
+    // A dropped send still goes out now, and the host request is dropped here, as the host
+    // transport's own would have been.
+    void drop() noexcept {
+        if (!op_) return;
+        if (!op_->receive && !op_->posted.load(std::memory_order_acquire)) {
             try {
-                copy_->wait();
+                link_->post(true);
             } catch (...) {
-                in_use = true;
             }
         }
-        inner_.reset();  // the host transport's own abandon rules apply to its request
-        pool_->release(block_, in_use);
-        block_ = {nullptr, 0};
+        if (op_->posted.load(std::memory_order_acquire)) op_->drop_inner();
+        op_.reset();
+        link_.reset();
     }
 
-    std::shared_ptr<detail::staging_pool<C>> pool_;
-    std::pair<std::byte*, std::size_t> block_;
-    std::optional<typename T::request_type> inner_;
-    std::byte* target_ = nullptr;
-    bool receive_ = false;
-    bool inner_done_ = false;
-    std::size_t size_ = 0;
-    std::optional<fence> copy_;
+    std::shared_ptr<link> link_;
+    std::shared_ptr<op> op_;
 };
 
 template <concepts::transport T, staging_copier C>
@@ -196,48 +310,55 @@ public:
     using inner_type = T;
 
     explicit staged(T inner, C copier = C{})
-        : inner_(std::move(inner)), pool_(std::make_shared<detail::staging_pool<C>>(std::move(copier))) {}
+        : link_(std::make_shared<link>(std::move(inner))),
+          pool_(std::make_shared<detail::staging_pool<C>>(std::move(copier))) {}
 
-    int rank() const { return inner_.rank(); }
-    int size() const { return inner_.size(); }
+    int rank() const { return link_->transport().rank(); }
+    int size() const { return link_->transport().size(); }
 
-    // Waits for the copy of `bytes` to staging memory (not for the send), so the caller may reuse
-    // its buffer at once and sends keep their order.
+    // Starts the copy of `bytes` to staging memory and returns; the host transport sends the block
+    // once the copy is done. `bytes` must stay unchanged until the request completes, or, with
+    // cuda::pinned_copier, until work queued later on the compute stream (which waits for the copy).
     request_type isend(int peer, message_tag tag, std::span<const std::byte> bytes) {
-        auto block = pool_->acquire(bytes.size());
-        try {
-            if (!bytes.empty()) pool_->copier().to_host(block.first, bytes.data(), bytes.size()).wait();
-            auto inner = inner_.isend(peer, tag, std::span<const std::byte>(block.first, bytes.size()));
-            return request_type(pool_, block, std::move(inner), nullptr, false);
-        } catch (...) {
-            pool_->release(block, false);
-            throw;
-        }
+        // Refused here, not when the block is posted later.
+        if (peer < 0 || peer >= size())
+            throw transport_error("staged::isend: peer " + std::to_string(peer) + " is not in a group of " + std::to_string(size()));
+        if (tag.id > message_tag::max_id)
+            throw transport_error("staged::isend: message id " + std::to_string(tag.id) + " exceeds 2^24 - 1");
+        auto o = std::make_shared<op>(pool_, bytes.size());
+        o->peer = peer;
+        o->tag = tag;
+        o->size = bytes.size();
+        if (!bytes.empty()) o->copy.emplace(pool_->copier().to_host(o->block.first, bytes.data(), bytes.size()));
+        link_->enqueue(o);
+        return request_type(link_, std::move(o));
     }
 
     request_type irecv(int peer, message_tag tag, std::span<std::byte> buffer) {
-        auto block = pool_->acquire(buffer.size());
-        try {
-            auto inner = inner_.irecv(peer, tag, std::span<std::byte>(block.first, buffer.size()));
-            return request_type(pool_, block, std::move(inner), buffer.data(), true);
-        } catch (...) {
-            pool_->release(block, false);
-            throw;
-        }
+        auto o = std::make_shared<op>(pool_, buffer.size());
+        o->receive = true;
+        o->target = buffer.data();
+        o->inner.emplace(link_->irecv(peer, tag, std::span<std::byte>(o->block.first, buffer.size())));
+        o->posted.store(true, std::memory_order_relaxed);
+        return request_type(link_, std::move(o));
     }
 
     // The sub-group shares this transport's staging blocks and copier.
-    staged split(int color, int key) { return staged(inner_.split(color, key), pool_); }
+    staged split(int color, int key) { return staged(link_->split(color, key), pool_); }
 
-    T& inner() noexcept { return inner_; }
+    T& inner() noexcept { return link_->transport(); }
     C& copier() noexcept { return pool_->copier(); }
     // Staging blocks held (free or abandoned), for tests and diagnostics.
     std::size_t staging_blocks() const { return pool_->blocks(); }
 
 private:
-    staged(T inner, std::shared_ptr<detail::staging_pool<C>> pool) : inner_(std::move(inner)), pool_(std::move(pool)) {}
+    using link = detail::staged_link<T, C>;
+    using op = detail::staged_op<T, C>;
 
-    T inner_;
+    staged(T inner, std::shared_ptr<detail::staging_pool<C>> pool)
+        : link_(std::make_shared<link>(std::move(inner))), pool_(std::move(pool)) {}
+
+    std::shared_ptr<link> link_;
     std::shared_ptr<detail::staging_pool<C>> pool_;
 };
 

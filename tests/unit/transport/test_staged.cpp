@@ -1,10 +1,16 @@
-// staged<T, Copier> on inproc ranks, with a copier whose copies happen only when their fence is
-// polled or waited for (as a GPU copy on its own stream lands later): sends carry the bytes of the
-// moment isend returned, in order; receives land in the destination only once complete, and only the
-// message's bytes; staging blocks are reused.
+// staged<T, Copier> on inproc ranks, with copiers whose copies happen only when their fence is
+// polled or waited for (as a GPU copy on its own stream lands later): sends arrive in order with the
+// bytes they were given; isend returns before its copy is done and the block leaves only once it
+// is; a blocking wait sends what is queued first, so two ranks may send and then wait for each
+// other; a dropped send still goes out; receives land in the destination only once complete, and
+// only the message's bytes; staging blocks are reused.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -59,6 +65,43 @@ struct deferred_copier {
     fence to_space(std::byte* to, const std::byte* host, std::size_t n) { return {to, host, n}; }
 };
 
+// Copies that are "in flight" until the test opens the gate (a kernel still producing the data):
+// ready() is false while it is shut; wait() blocks as a device would, and so finishes the copy.
+struct gated_copier {
+    using memory_space = test_device_space;
+
+    class fence {
+    public:
+        fence(std::shared_ptr<std::atomic<bool>> open, std::byte* to, const std::byte* from, std::size_t n)
+            : open_(std::move(open)), to_(to), from_(from), n_(n) {}
+        bool ready() {
+            if (!open_->load()) return false;
+            wait();
+            return true;
+        }
+        void wait() {
+            if (!done_) std::memcpy(to_, from_, n_);
+            done_ = true;
+        }
+
+    private:
+        std::shared_ptr<std::atomic<bool>> open_;
+        std::byte* to_;
+        const std::byte* from_;
+        std::size_t n_;
+        bool done_ = false;
+    };
+
+    std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(false);
+
+    std::byte* allocate(std::size_t n) { return new std::byte[n]; }
+    void deallocate(std::byte* p, std::size_t) { delete[] p; }
+    fence to_host(std::byte* host, const std::byte* from, std::size_t n) { return {open, host, from, n}; }
+    fence to_space(std::byte* to, const std::byte* host, std::size_t n) { return {open, to, host, n}; }
+};
+
+using gated_inproc = transport::staged<transport::inproc, gated_copier>;
+
 using staged_inproc = transport::staged<transport::inproc, deferred_copier>;
 static_assert(concepts::transport<staged_inproc>);
 static_assert(std::same_as<staged_inproc::memory_space, test_device_space>);
@@ -77,12 +120,10 @@ TEST_CASE("staged: sends carry the bytes at isend, in order; receives land compl
         staged_inproc t(world);
         const message_tag tag{channel::user, 5};
         if (t.rank() == 0) {
+            std::vector<std::vector<std::byte>> messages;
             std::vector<staged_inproc::request_type> sends;
-            for (int m = 0; m < 4; ++m) {
-                auto bytes = pattern(sizes[m], m);
-                sends.push_back(t.isend(1, tag, bytes));
-                std::fill(bytes.begin(), bytes.end(), std::byte{0xEE});  // reused at once: already staged
-            }
+            for (int m = 0; m < 4; ++m) messages.push_back(pattern(sizes[m], m));
+            for (int m = 0; m < 4; ++m) sends.push_back(t.isend(1, tag, messages[static_cast<std::size_t>(m)]));
             for (auto& s : sends) s.wait();
         } else {
             for (int m = 0; m < 4; ++m) {
@@ -92,7 +133,7 @@ TEST_CASE("staged: sends carry the bytes at isend, in order; receives land compl
                 while (!r.test()) ++polls;
                 REQUIRE(r.wait() == sizes[m]);
                 const auto expected = pattern(sizes[m], m);
-                REQUIRE(std::memcmp(in.data(), expected.data(), sizes[m]) == 0);
+                REQUIRE(std::equal(expected.begin(), expected.end(), in.begin()));
                 for (std::size_t i = sizes[m]; i < in.size(); ++i) REQUIRE(in[i] == std::byte{0x11});
                 if (sizes[m] > 0) REQUIRE(polls >= 1);  // the copy out was seen in flight once
             }
@@ -131,5 +172,68 @@ TEST_CASE("staged: blocks are reused, wait_for and split work through the stage"
             REQUIRE(sub.irecv(0, tag, in).wait() == 777);
             REQUIRE(in == bytes);
         }
+    });
+}
+
+TEST_CASE("staged: isend returns before its copy is done, and the block leaves only once it is, in order",
+          "[transport][staged]") {
+    const std::size_t sizes[] = {3000, 0, 200000};  // the empty send waits behind the first
+    const message_tag tag{channel::pipeline, 2}, signal{channel::control, 1};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        gated_copier copier;
+        gated_inproc t(world, copier);
+        std::byte none{};
+        if (t.rank() == 0) {
+            std::vector<std::vector<std::byte>> messages;
+            for (int m = 0; m < 3; ++m) messages.push_back(pattern(sizes[m], m));
+            std::vector<gated_inproc::request_type> sends;
+            for (int m = 0; m < 3; ++m) sends.push_back(t.isend(1, tag, messages[static_cast<std::size_t>(m)]));
+            for (auto& s : sends) REQUIRE_FALSE(s.test());  // nothing posted while the copies run
+            world.isend(1, signal, std::span(&none, 1)).wait();
+            world.irecv(1, signal, std::span(&none, 1)).wait();  // rank 1 has looked
+            copier.open->store(true);
+            for (auto& s : sends) {
+                while (!s.test()) {
+                }
+            }
+            REQUIRE(sends[2].wait() == sizes[2]);
+        } else {
+            std::vector<std::byte> first(sizes[0]);
+            auto r = t.irecv(0, tag, first);
+            world.irecv(0, signal, std::span(&none, 1)).wait();  // rank 0 has queued its sends
+            REQUIRE_FALSE(r.test());
+            world.isend(0, signal, std::span(&none, 1)).wait();
+            REQUIRE(r.wait() == sizes[0]);
+            REQUIRE(first == pattern(sizes[0], 0));
+            std::vector<std::byte> empty(8), last(sizes[2]);
+            REQUIRE(t.irecv(0, tag, empty).wait() == 0);
+            REQUIRE(t.irecv(0, tag, last).wait() == sizes[2]);
+            REQUIRE(last == pattern(sizes[2], 2));
+        }
+    });
+}
+
+TEST_CASE("staged: a blocking wait sends what is queued first; a dropped send still goes out", "[transport][staged]") {
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        gated_inproc t(world);  // the gate stays shut: only blocking waits finish copies
+        const message_tag tag{channel::data_parallel, 4};
+        const int peer = 1 - t.rank();
+        // Both ranks send, then wait for the other's message: each wait must post its own send.
+        auto mine = pattern(100000, t.rank());
+        auto send = t.isend(peer, tag, mine);
+        std::vector<std::byte> theirs(100000);
+        auto r = t.irecv(peer, tag, theirs);
+        REQUIRE(r.wait_for(std::chrono::seconds(10)));
+        REQUIRE(theirs == pattern(100000, peer));
+        REQUIRE(send.wait() == 100000);
+
+        auto small = pattern(100, 7 + t.rank());
+        { auto dropped = t.isend(peer, tag, small); }  // goes out as it is dropped
+        std::vector<std::byte> in(100);
+        REQUIRE(t.irecv(peer, tag, in).wait() == 100);
+        REQUIRE(in == pattern(100, 7 + peer));
+
+        REQUIRE_THROWS_AS(t.isend(2, tag, small), transport_error);
+        REQUIRE_THROWS_AS(t.isend(peer, message_tag{channel::user, message_tag::max_id + 1}, small), transport_error);
     });
 }
