@@ -16,93 +16,17 @@
 
 #include "dtfm/transport/inproc.hpp"
 #include "dtfm/transport/staged.hpp"
+#include "../../support/staging_copiers.hpp"
 
 using namespace dtfm;
 
 namespace {
 
-struct test_device_space {
-    using memory_space_concept = memory_space_tag;
-    static constexpr const char* name() noexcept { return "test device"; }
-};
-
-struct deferred_copier {
-    using memory_space = test_device_space;
-
-    class fence {
-    public:
-        fence(std::byte* to, const std::byte* from, std::size_t n) : to_(to), from_(from), n_(n) {}
-        // Not ready the first time it is asked: the copy is "in flight".
-        bool ready() {
-            if (!asked_) {
-                asked_ = true;
-                return false;
-            }
-            wait();
-            return true;
-        }
-        void wait() {
-            if (!done_) std::memcpy(to_, from_, n_);
-            done_ = true;
-        }
-
-    private:
-        std::byte* to_;
-        const std::byte* from_;
-        std::size_t n_;
-        bool asked_ = false;
-        bool done_ = false;
-    };
-
-    std::shared_ptr<int> allocations = std::make_shared<int>(0);
-
-    std::byte* allocate(std::size_t n) {
-        ++*allocations;
-        return new std::byte[n];
-    }
-    void deallocate(std::byte* p, std::size_t) { delete[] p; }
-    fence to_host(std::byte* host, const std::byte* from, std::size_t n) { return {host, from, n}; }
-    fence to_space(std::byte* to, const std::byte* host, std::size_t n) { return {to, host, n}; }
-};
-
-// Copies that are "in flight" until the test opens the gate (a kernel still producing the data):
-// ready() is false while it is shut; wait() blocks as a device would, and so finishes the copy.
-struct gated_copier {
-    using memory_space = test_device_space;
-
-    class fence {
-    public:
-        fence(std::shared_ptr<std::atomic<bool>> open, std::byte* to, const std::byte* from, std::size_t n)
-            : open_(std::move(open)), to_(to), from_(from), n_(n) {}
-        bool ready() {
-            if (!open_->load()) return false;
-            wait();
-            return true;
-        }
-        void wait() {
-            if (!done_) std::memcpy(to_, from_, n_);
-            done_ = true;
-        }
-
-    private:
-        std::shared_ptr<std::atomic<bool>> open_;
-        std::byte* to_;
-        const std::byte* from_;
-        std::size_t n_;
-        bool done_ = false;
-    };
-
-    std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(false);
-
-    std::byte* allocate(std::size_t n) { return new std::byte[n]; }
-    void deallocate(std::byte* p, std::size_t) { delete[] p; }
-    fence to_host(std::byte* host, const std::byte* from, std::size_t n) { return {open, host, from, n}; }
-    fence to_space(std::byte* to, const std::byte* host, std::size_t n) { return {open, to, host, n}; }
-};
-
-using gated_inproc = transport::staged<transport::inproc, gated_copier>;
-
+using test::deferred_copier;
+using test::gated_copier;
+using test::test_device_space;
 using staged_inproc = transport::staged<transport::inproc, deferred_copier>;
+using gated_inproc = transport::staged<transport::inproc, gated_copier>;
 static_assert(concepts::transport<staged_inproc>);
 static_assert(std::same_as<staged_inproc::memory_space, test_device_space>);
 

@@ -1,11 +1,14 @@
 // The transport suite over every transport dtfm has, on inproc threads with 2, 3 and 4 ranks:
-// inproc itself, throttled, checked, faulty (without faults) and all three stacked.
+// inproc itself, throttled, checked, faulty (without faults), all three stacked, and staged (a
+// "device" space over inproc, with copies that land late).
 #include <catch2/catch.hpp>
 
 #include "dtfm/transport/checked.hpp"
 #include "dtfm/transport/faulty.hpp"
 #include "dtfm/transport/inproc.hpp"
+#include "dtfm/transport/staged.hpp"
 #include "dtfm/transport/throttled.hpp"
+#include "../../support/staging_copiers.hpp"
 #include "../../support/transport_suite.hpp"
 
 using namespace dtfm::transport;
@@ -34,10 +37,16 @@ struct stacked {
     }
 };
 
+struct staged_late_copies {
+    static staged<inproc, dtfm::test::deferred_copier> make(inproc& world) {
+        return staged<inproc, dtfm::test::deferred_copier>(world.split(0, world.rank()));
+    }
+};
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("every transport passes the transport suite", "[transport]", plain, throttled_fast,
-                   checked_plain, faulty_without_faults, stacked) {
+                   checked_plain, faulty_without_faults, stacked, staged_late_copies) {
     STATIC_REQUIRE(dtfm::concepts::transport<decltype(TestType::make(std::declval<inproc&>()))>);
     for (int ranks : {2, 3, 4}) {
         INFO("ranks: " << ranks);
