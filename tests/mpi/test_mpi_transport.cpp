@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dtfm/transport/checked.hpp"
@@ -136,11 +137,11 @@ TEST_CASE("mpi: corruption on the wire is caught by checked<>", "[mpi][checked]"
     });
 }
 
-TEST_CASE("mpi: staged sends leave once their copies land, in order; a blocking wait sends what is queued",
+TEST_CASE("mpi: staged sends leave once their copies land, in order, from the transport's own thread",
           "[mpi][staged]") {
     on_every_rank([] {
-        // The gate stays shut: no copy lands by itself, so only the waits below move messages.
-        staged<mpi, dtfm::test::gated_copier> t{mpi()};
+        dtfm::test::gated_copier copier;  // shut: the copies land when the thread below opens it
+        staged<mpi, dtfm::test::gated_copier> t(mpi(), copier);
         const int next = (t.rank() + 1) % t.size(), prev = (t.rank() + t.size() - 1) % t.size();
         const message_tag tag{dtfm::channel::pipeline, 9};
         const std::size_t sizes[] = {1000, 0, 1 << 20};  // the last beyond Open MPI's eager limit
@@ -152,6 +153,10 @@ TEST_CASE("mpi: staged sends leave once their copies land, in order; a blocking 
             sends.push_back(t.isend(next, tag, bytes_of(out.back())));
         }
         for (auto& s : sends) DTFM_RANK_REQUIRE(!s.test());
+        std::jthread device([open = copier.open] {
+            std::this_thread::sleep_for(30ms);
+            open->store(true);
+        });
         for (int m = 0; m < 3; ++m) {
             std::vector<std::uint32_t> in(sizes[m] + 1, 0xDEADBEEF);
             DTFM_RANK_REQUIRE(t.irecv(prev, tag, bytes_of(in)).wait() == sizes[m] * sizeof(std::uint32_t));

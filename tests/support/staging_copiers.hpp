@@ -3,9 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "dtfm/spaces.hpp"
 
@@ -56,7 +58,7 @@ struct deferred_copier {
 };
 
 // Copies that are "in flight" until the test opens the gate (a kernel still producing the data):
-// ready() is false while it is shut; wait() blocks as a device would, and so finishes the copy.
+// ready() is false while it is shut, and wait() blocks until it opens, as on a device.
 struct gated_copier {
     using memory_space = test_device_space;
 
@@ -70,6 +72,7 @@ struct gated_copier {
             return true;
         }
         void wait() {
+            while (!open_->load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
             if (!done_) std::memcpy(to_, from_, n_);
             done_ = true;
         }

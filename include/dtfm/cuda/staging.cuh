@@ -1,8 +1,10 @@
 // cuda::staged<T>: a transport for device buffers over a host transport T (MPI that is not
 // CUDA-aware, inproc, throttled<…>): transport::staged with pinned host staging blocks and copies on
 // a stream of their own. A send's copy starts after the work already queued on the compute stream
-// (which produced the bytes), and isend returns without waiting for it: the host transport sends
-// the block once the copy is done, while the host goes on queueing work. The compute stream waits
+// (which produced the bytes), and isend returns without waiting for it: a thread of the transport
+// waits for the copy (sleeping, not spinning) and then hands the block to the host transport, while
+// the host goes on queueing work. With transport::mpi that thread calls MPI, so MPI must provide
+// MPI_THREAD_MULTIPLE (mpi_environment's default). The compute stream waits
 // for that copy, so kernels queued after isend may overwrite the sent buffer. A receive's copy
 // also starts after the compute stream's queued work (which may still be reading the buffer it
 // overwrites), and the compute stream waits for that copy, so later kernels there see the data
@@ -28,8 +30,10 @@ public:
     // Completion of one copy: an event recorded on the copy stream after it.
     class fence {
     public:
-        explicit fence(cudaStream_t stream) {
-            dtfm::detail::check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate");
+        // blocking: wait() sleeps instead of spinning (the poster thread waits on copies).
+        explicit fence(cudaStream_t stream, bool blocking = false) {
+            const unsigned flags = cudaEventDisableTiming | (blocking ? cudaEventBlockingSync : 0u);
+            dtfm::detail::check_cuda(cudaEventCreateWithFlags(&event_, flags), "cudaEventCreate");
             const cudaError_t rc = cudaEventRecord(event_, stream);
             if (rc != cudaSuccess) {
                 cudaEventDestroy(event_);
@@ -83,10 +87,12 @@ public:
         dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), produced.event(), 0), "cudaStreamWaitEvent");
         dtfm::detail::check_cuda(cudaMemcpyAsync(host, device, n, cudaMemcpyDeviceToHost, copy_.get()),
                                  "cudaMemcpyAsync(device to host)");
-        fence copied(copy_.get());
-        // Kernels queued later on the compute stream may overwrite what is being sent.
-        dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
-        return copied;
+        return after_queued_copy([&] {
+            fence copied(copy_.get(), true);
+            // Kernels queued later on the compute stream may overwrite what is being sent.
+            dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
+            return copied;
+        });
     }
 
     fence to_space(std::byte* device, const std::byte* host, std::size_t n) {
@@ -96,12 +102,26 @@ public:
         dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), queued.event(), 0), "cudaStreamWaitEvent");
         dtfm::detail::check_cuda(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, copy_.get()),
                                  "cudaMemcpyAsync(host to device)");
-        fence copied(copy_.get());
-        dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
-        return copied;
+        return after_queued_copy([&] {
+            fence copied(copy_.get(), true);
+            dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
+            return copied;
+        });
     }
 
 private:
+    // Makes the fence of a copy already queued. If that fails, the copy still runs: wait for it
+    // before the error leaves, so the caller may reuse the staging block.
+    template <class Make>
+    fence after_queued_copy(Make&& make) {
+        try {
+            return make();
+        } catch (...) {
+            cudaStreamSynchronize(copy_.get());
+            throw;
+        }
+    }
+
     static cudaStream_t new_stream() {
         cudaStream_t s = nullptr;
         dtfm::detail::check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");

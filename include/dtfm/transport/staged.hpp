@@ -1,17 +1,22 @@
 // staged<T, Copier>: a transport for buffers in another memory space (device memory) over a host
 // transport T that cannot read them (Debian's Open MPI is not CUDA-aware). A send starts a copy of
 // the bytes into a staging block (pinned host memory) on the copier's own stream and returns at
-// once; the block goes to the host transport when the copy is done (with cuda::pinned_copier the
-// copy starts after the compute stream's queued work), so the host goes on queueing work while the
-// device finishes what the send carries. A receive lands in a block and is copied out when it
-// completes. Blocks come from a pool that keeps them: after the first messages of each size nothing
-// is allocated. The copier (dtfm/cuda/staging.cuh: cuda::pinned_copier) is a policy, so the request
-// logic is tested on the host with copiers that finish their copies only when asked.
+// once; a thread shared by the transport and its splits hands the block to the host transport when
+// the copy has landed, in the order the sends were made (with cuda::pinned_copier the copy starts
+// after the compute stream's queued work), so the host goes on queueing work while the device
+// finishes what the send carries, and a send goes out whatever its rank blocks on meanwhile. That
+// thread calls the host transport: over MPI, MPI_THREAD_MULTIPLE. A receive lands in a block and
+// is copied out when it completes. Blocks come from a pool that keeps them: after the first
+// messages of each size nothing is allocated. The copier (dtfm/cuda/staging.cuh:
+// cuda::pinned_copier) is a policy, so the request logic is tested on the host with copiers whose
+// copies land late.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -20,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -98,20 +104,26 @@ private:
 
 }  // namespace detail
 
+template <concepts::transport T, staging_copier C>
+class staged;
+
 namespace detail {
 
 // One message through a staging block: the block, the host transport's request once posted, and
 // the copy between the block and the caller's buffer. Shared by the request and, until it is
-// posted, the link's queue of sends.
+// posted, the poster's queue.
 template <concepts::transport T, staging_copier C>
 struct staged_op {
     staged_op(std::shared_ptr<staging_pool<C>> p, std::size_t n) : pool(std::move(p)), block(pool->acquire(n)) {}
     staged_op(const staged_op&) = delete;
     staged_op& operator=(const staged_op&) = delete;
 
+    ~staged_op() { release_block(); }
+
     // The block is reused only when nothing can touch it any more: no copy into or out of it, and
-    // no host request still reading or filling it.
-    ~staged_op() {
+    // no host request still reading or filling it. Once.
+    void release_block() noexcept {
+        if (block.first == nullptr) return;
         drop_inner();
         bool in_use = abandoned;
         if (copy && !in_use) {
@@ -122,12 +134,7 @@ struct staged_op {
             }
         }
         pool->release(block, in_use);
-    }
-
-    // The host transport's own abandon rules apply to its request, in the caller's thread.
-    void drop_inner() noexcept {
-        if (inner && !inner_done) abandoned = true;
-        inner.reset();
+        block = {nullptr, 0};
     }
 
     // A receive that completed on the host: copy the message out of the block.
@@ -136,6 +143,19 @@ struct staged_op {
         inner_done = true;
         size = n;
         if (receive && n > 0) copy.emplace(pool->copier().to_space(target, block.first, n));
+    }
+
+    // The host transport's own abandon rules apply to its request, in the caller's thread; a
+    // request it has finished with leaves the block free.
+    void drop_inner() noexcept {
+        if (inner && !inner_done) {
+            try {
+                inner_done = inner->test();
+            } catch (...) {
+            }
+            abandoned = !inner_done;
+        }
+        inner.reset();
     }
 
     std::shared_ptr<staging_pool<C>> pool;
@@ -147,73 +167,131 @@ struct staged_op {
     bool receive = false;
     std::optional<typename C::fence> copy;  // send: into the block; receive: out of it
     std::optional<typename T::request_type> inner;
-    std::exception_ptr failure;      // the host transport refused the send
-    std::atomic<bool> posted{false};  // inner (or, for a send, failure) is set
+    std::exception_ptr failure;       // the send could not be posted
+    std::atomic<bool> posted{false};  // inner (or, for a send, failure) is set, or the send was cancelled
+    bool cancelled = false;           // dropped before it was posted: never sent (the link's mutex)
     bool inner_done = false;
-    bool abandoned = false;  // the request went before the host transport was done with the block
+    bool abandoned = false;           // the request went before the host transport was done with the block
 };
 
-// The host transport and the sends whose copies to staging memory may still run, in the order
-// they were made. Each is posted to the host transport, in that order (messages with one key
-// arrive in send order), once its copy is done: whenever the transport or one of its requests is
-// used, and all of them before anything blocks (a rank that waits for a reply must first have
-// sent what the reply answers). Every use of the host transport goes through its mutex.
+// The host transport of one group, shared by its staged transport and their requests; sends,
+// receives and splits go through the mutex. After a send fails, the later ones on the group fail too (so
+// none can take the failed one's place in the order of its key).
+template <concepts::transport T>
+struct staged_link {
+    explicit staged_link(T t) : transport(std::move(t)) {}
+
+    T transport;
+    std::mutex mutex;
+    std::exception_ptr failure;  // the first send the host transport refused
+    std::size_t queued = 0;      // sends in the poster's queue (the poster's mutex)
+};
+
+// One thread, shared by a transport and its splits (one copy stream), that posts each send once
+// its copy has landed, in the order the sends were made. It waits for copies on its own, so a
+// send goes out while its rank blocks on anything else (another group, a barrier, a collective).
 template <concepts::transport T, staging_copier C>
-class staged_link {
+class staged_poster {
 public:
     using op = staged_op<T, C>;
+    using link = staged_link<T>;
 
-    explicit staged_link(T t) : transport_(std::move(t)) {}
-    staged_link(const staged_link&) = delete;
-    staged_link& operator=(const staged_link&) = delete;
-
-    T& transport() noexcept { return transport_; }
-
-    void enqueue(std::shared_ptr<op> o) {
+    staged_poster() : thread_([this] { run(); }) {}
+    staged_poster(const staged_poster&) = delete;
+    staged_poster& operator=(const staged_poster&) = delete;
+    // Only when no transport or request holds it: every queued send was dropped (cancelled), and
+    // the thread just waits for their copies.
+    ~staged_poster() {
         {
             std::lock_guard lock(mutex_);
-            queue_.push_back(std::move(o));
+            stop_ = true;
         }
-        post(false);
+        changed_.notify_all();
+        thread_.join();
     }
 
-    typename T::request_type irecv(int peer, message_tag tag, std::span<std::byte> block) {
-        post(false);
-        std::lock_guard lock(mutex_);
-        return transport_.irecv(peer, tag, block);
-    }
-
-    // Posts the sends whose copies are done, from the front; with wait, all of them, waiting for
-    // their copies (a copy waits only for work already queued on the device, never for a peer).
-    void post(bool wait) {
-        std::lock_guard lock(mutex_);
-        while (!queue_.empty()) {
-            op& o = *queue_.front();
-            try {
-                if (o.copy) {
-                    if (wait)
-                        o.copy->wait();
-                    else if (!o.copy->ready())
-                        break;
-                }
-                o.inner.emplace(transport_.isend(o.peer, o.tag, std::span<const std::byte>(o.block.first, o.size)));
-            } catch (...) {
-                o.failure = std::current_exception();  // this send's, rethrown by its request
-            }
-            o.posted.store(true, std::memory_order_release);
-            queue_.pop_front();  // never the last owner: a dropped request posts its send first
+    void enqueue(std::shared_ptr<link> l, std::shared_ptr<op> o) {
+        {
+            std::lock_guard lock(mutex_);
+            ++l->queued;
+            queue_.push_back({std::move(l), std::move(o)});
         }
+        changed_.notify_all();
     }
 
-    T split(int color, int key) {
-        std::lock_guard lock(mutex_);
-        return transport_.split(color, key);
+    // Until every send queued on l so far is posted (their copies wait for device work only).
+    void drain(const link& l) {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return l.queued == 0; });
+    }
+
+    // Until o is posted, or the deadline passes (false).
+    bool wait_posted(const op& o, std::optional<std::chrono::steady_clock::time_point> deadline) {
+        std::unique_lock lock(mutex_);
+        const auto posted = [&] { return o.posted.load(std::memory_order_acquire); };
+        if (!deadline) {
+            changed_.wait(lock, posted);
+            return true;
+        }
+        return changed_.wait_until(lock, *deadline, posted);
     }
 
 private:
-    T transport_;
+    struct entry {
+        std::shared_ptr<link> l;
+        std::shared_ptr<op> o;
+    };
+
+    void run() {
+        for (;;) {
+            entry e;
+            {
+                std::unique_lock lock(mutex_);
+                changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+                if (queue_.empty()) return;
+                e = queue_.front();
+            }
+            post(*e.l, *e.o);
+            {
+                std::lock_guard lock(mutex_);
+                queue_.pop_front();
+                --e.l->queued;
+            }
+            changed_.notify_all();
+        }  // e goes here, outside every lock: it may be an op's last owner
+    }
+
+    static void post(link& l, op& o) noexcept {
+        std::exception_ptr copy_failed;
+        if (o.copy) {
+            try {
+                o.copy->wait();
+            } catch (...) {
+                copy_failed = std::current_exception();
+            }
+        }
+        std::lock_guard lock(l.mutex);
+        if (!o.cancelled) {
+            if (copy_failed) {
+                o.failure = l.failure = copy_failed;
+            } else if (l.failure) {
+                o.failure = l.failure;
+            } else {
+                try {
+                    o.inner.emplace(l.transport.isend(o.peer, o.tag, std::span<const std::byte>(o.block.first, o.size)));
+                } catch (...) {
+                    o.failure = l.failure = std::current_exception();
+                }
+            }
+        }
+        o.posted.store(true, std::memory_order_release);
+    }
+
     std::mutex mutex_;
-    std::deque<std::shared_ptr<op>> queue_;
+    std::condition_variable changed_;
+    std::deque<entry> queue_;
+    bool stop_ = false;
+    std::thread thread_;
 };
 
 }  // namespace detail
@@ -226,6 +304,7 @@ public:
         if (this != &o) {
             drop();
             link_ = std::move(o.link_);
+            poster_ = std::move(o.poster_);
             op_ = std::move(o.op_);
         }
         return *this;
@@ -236,8 +315,8 @@ public:
 
     // The bytes moved; for a receive, once they are in the destination buffer.
     std::size_t wait() {
-        link_->post(true);
         auto& o = *op_;
+        if (!o.receive) poster_->wait_posted(o, std::nullopt);
         rethrow_failure();
         o.finish_inner(o.inner->wait());
         if (o.receive && o.copy) o.copy->wait();
@@ -245,7 +324,6 @@ public:
     }
 
     bool test() {
-        link_->post(false);
         auto& o = *op_;
         if (!o.posted.load(std::memory_order_acquire)) return false;
         rethrow_failure();
@@ -257,11 +335,13 @@ public:
     }
 
     bool wait_for(std::chrono::nanoseconds d) {
-        link_->post(true);
         auto& o = *op_;
+        const auto deadline = std::chrono::steady_clock::now() + d;
+        if (!o.receive && !poster_->wait_posted(o, deadline)) return false;
         rethrow_failure();
         if (!o.inner_done) {
-            if (!o.inner->wait_for(d)) return false;
+            const auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {});
+            if (!o.inner->wait_for(left)) return false;
             o.finish_inner(o.inner->wait());
         }
         if (o.receive && o.copy) o.copy->wait();  // a copy of at most the message: short next to any network
@@ -271,31 +351,40 @@ public:
 private:
     template <concepts::transport, staging_copier>
     friend class staged;
-    using link = detail::staged_link<T, C>;
+    using link = detail::staged_link<T>;
+    using poster = detail::staged_poster<T, C>;
     using op = detail::staged_op<T, C>;
 
-    staged_request(std::shared_ptr<link> l, std::shared_ptr<op> o) : link_(std::move(l)), op_(std::move(o)) {}
+    staged_request(std::shared_ptr<link> l, std::shared_ptr<poster> p, std::shared_ptr<op> o)
+        : link_(std::move(l)), poster_(std::move(p)), op_(std::move(o)) {}
 
     void rethrow_failure() const {
         if (op_->failure) std::rethrow_exception(op_->failure);
     }
 
-    // A dropped send still goes out now, and the host request is dropped here, as the host
-    // transport's own would have been.
+    // A send dropped before it was posted is cancelled (never sent, as inproc and throttled do with
+    // theirs); after, the host transport's own abandon rules apply to its request.
     void drop() noexcept {
         if (!op_) return;
-        if (!op_->receive && !op_->posted.load(std::memory_order_acquire)) {
+        bool posted = true;
+        if (!op_->receive) {
             try {
-                link_->post(true);
+                std::lock_guard lock(link_->mutex);
+                posted = op_->posted.load(std::memory_order_acquire);
+                if (!posted) op_->cancelled = true;
             } catch (...) {
             }
         }
-        if (op_->posted.load(std::memory_order_acquire)) op_->drop_inner();
+        // Released here, not by whichever thread drops the op last, so the next message of this
+        // size reuses the block.
+        if (posted) op_->release_block();
         op_.reset();
+        poster_.reset();
         link_.reset();
     }
 
     std::shared_ptr<link> link_;
+    std::shared_ptr<poster> poster_;
     std::shared_ptr<op> op_;
 };
 
@@ -311,55 +400,74 @@ public:
 
     explicit staged(T inner, C copier = C{})
         : link_(std::make_shared<link>(std::move(inner))),
-          pool_(std::make_shared<detail::staging_pool<C>>(std::move(copier))) {}
+          pool_(std::make_shared<detail::staging_pool<C>>(std::move(copier))),
+          poster_(std::make_shared<poster>()) {}
 
-    int rank() const { return link_->transport().rank(); }
-    int size() const { return link_->transport().size(); }
+    int rank() const { return link_->transport.rank(); }
+    int size() const { return link_->transport.size(); }
 
-    // Starts the copy of `bytes` to staging memory and returns; the host transport sends the block
-    // once the copy is done. `bytes` must stay unchanged until the request completes, or, with
-    // cuda::pinned_copier, until work queued later on the compute stream (which waits for the copy).
+    // Starts the copy of `bytes` to staging memory and returns; the poster thread hands the block
+    // to the host transport once the copy has landed. `bytes` must stay unchanged until the
+    // request completes; with cuda::pinned_copier, work queued later on the compute stream may
+    // change it at once (that stream waits for the copy).
     request_type isend(int peer, message_tag tag, std::span<const std::byte> bytes) {
         // Refused here, not when the block is posted later.
         if (peer < 0 || peer >= size())
             throw transport_error("staged::isend: peer " + std::to_string(peer) + " is not in a group of " + std::to_string(size()));
         if (tag.id > message_tag::max_id)
             throw transport_error("staged::isend: message id " + std::to_string(tag.id) + " exceeds 2^24 - 1");
+        {
+            std::lock_guard lock(link_->mutex);
+            if (link_->failure) std::rethrow_exception(link_->failure);
+        }
         auto o = std::make_shared<op>(pool_, bytes.size());
         o->peer = peer;
         o->tag = tag;
         o->size = bytes.size();
         if (!bytes.empty()) o->copy.emplace(pool_->copier().to_host(o->block.first, bytes.data(), bytes.size()));
-        link_->enqueue(o);
-        return request_type(link_, std::move(o));
+        poster_->enqueue(link_, o);
+        return request_type(link_, poster_, std::move(o));
     }
 
     request_type irecv(int peer, message_tag tag, std::span<std::byte> buffer) {
         auto o = std::make_shared<op>(pool_, buffer.size());
         o->receive = true;
         o->target = buffer.data();
-        o->inner.emplace(link_->irecv(peer, tag, std::span<std::byte>(o->block.first, buffer.size())));
+        {
+            std::lock_guard lock(link_->mutex);
+            o->inner.emplace(link_->transport.irecv(peer, tag, std::span<std::byte>(o->block.first, buffer.size())));
+        }
         o->posted.store(true, std::memory_order_relaxed);
-        return request_type(link_, std::move(o));
+        return request_type(link_, poster_, std::move(o));
     }
 
-    // The sub-group shares this transport's staging blocks and copier.
-    staged split(int color, int key) { return staged(link_->split(color, key), pool_); }
+    // Collective. The sub-group shares this transport's staging blocks, copier and poster. The
+    // sends queued here are posted first (a peer may be waiting for them before it splits); sends
+    // from other threads wait until the split is done.
+    staged split(int color, int key) {
+        poster_->drain(*link_);
+        std::lock_guard lock(link_->mutex);
+        return staged(link_->transport.split(color, key), pool_, poster_);
+    }
 
-    T& inner() noexcept { return link_->transport(); }
+    // The host transport, for setup: messages sent on it directly bypass the order of the sends
+    // queued here.
+    T& inner() noexcept { return link_->transport; }
     C& copier() noexcept { return pool_->copier(); }
     // Staging blocks held (free or abandoned), for tests and diagnostics.
     std::size_t staging_blocks() const { return pool_->blocks(); }
 
 private:
-    using link = detail::staged_link<T, C>;
+    using link = detail::staged_link<T>;
+    using poster = detail::staged_poster<T, C>;
     using op = detail::staged_op<T, C>;
 
-    staged(T inner, std::shared_ptr<detail::staging_pool<C>> pool)
-        : link_(std::make_shared<link>(std::move(inner))), pool_(std::move(pool)) {}
+    staged(T inner, std::shared_ptr<detail::staging_pool<C>> pool, std::shared_ptr<poster> p)
+        : link_(std::make_shared<link>(std::move(inner))), pool_(std::move(pool)), poster_(std::move(p)) {}
 
     std::shared_ptr<link> link_;
     std::shared_ptr<detail::staging_pool<C>> pool_;
+    std::shared_ptr<poster> poster_;
 };
 
 }  // namespace dtfm::transport

@@ -1,9 +1,9 @@
-// staged<T, Copier> on inproc ranks, with copiers whose copies happen only when their fence is
-// polled or waited for (as a GPU copy on its own stream lands later): sends arrive in order with the
-// bytes they were given; isend returns before its copy is done and the block leaves only once it
-// is; a blocking wait sends what is queued first, so two ranks may send and then wait for each
-// other; a dropped send still goes out; receives land in the destination only once complete, and
-// only the message's bytes; staging blocks are reused.
+// staged<T, Copier> on inproc ranks, with copiers whose copies land late (as a GPU copy on its own
+// stream does): sends arrive in order with the bytes they were given; isend returns before its copy
+// is done and the block leaves only once it is, whatever the rank blocks on meanwhile (another
+// group, a split); a refused send fails the later ones; a dropped send not yet posted is cancelled;
+// wait_for keeps its time; receives land in the destination only once complete, and only the
+// message's bytes; staging blocks are reused.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "dtfm/transport/inproc.hpp"
@@ -122,10 +123,11 @@ TEST_CASE("staged: isend returns before its copy is done, and the block leaves o
             }
             REQUIRE(sends[2].wait() == sizes[2]);
         } else {
+            copier.open->store(true);  // this rank's copies out land at once
             std::vector<std::byte> first(sizes[0]);
             auto r = t.irecv(0, tag, first);
             world.irecv(0, signal, std::span(&none, 1)).wait();  // rank 0 has queued its sends
-            REQUIRE_FALSE(r.test());
+            REQUIRE_FALSE(r.test());  // not sent
             world.isend(0, signal, std::span(&none, 1)).wait();
             REQUIRE(r.wait() == sizes[0]);
             REQUIRE(first == pattern(sizes[0], 0));
@@ -137,27 +139,164 @@ TEST_CASE("staged: isend returns before its copy is done, and the block leaves o
     });
 }
 
-TEST_CASE("staged: a blocking wait sends what is queued first; a dropped send still goes out", "[transport][staged]") {
+namespace {
+
+// The device "finishes" the work queued before the sends a little later, on its own.
+std::jthread open_later(const gated_copier& copier) {
+    copier.open->store(false);
+    return std::jthread([open = copier.open] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        open->store(true);
+    });
+}
+
+}  // namespace
+
+TEST_CASE("staged: a send goes out while its rank blocks on another group, and before a split", "[transport][staged]") {
+    const message_tag x{channel::data_parallel, 1}, y{channel::pipeline, 1}, z{channel::user, 1};
     transport::run_inproc(2, [&](transport::inproc& world) {
-        gated_inproc t(world);  // the gate stays shut: only blocking waits finish copies
-        const message_tag tag{channel::data_parallel, 4};
-        const int peer = 1 - t.rank();
-        // Both ranks send, then wait for the other's message: each wait must post its own send.
-        auto mine = pattern(100000, t.rank());
-        auto send = t.isend(peer, tag, mine);
-        std::vector<std::byte> theirs(100000);
-        auto r = t.irecv(peer, tag, theirs);
-        REQUIRE(r.wait_for(std::chrono::seconds(10)));
-        REQUIRE(theirs == pattern(100000, peer));
-        REQUIRE(send.wait() == 100000);
+        gated_copier copier;
+        copier.open->store(true);
+        gated_inproc parent(world, copier);
+        auto other = parent.split(0, parent.rank());  // another group: its own host transport
+        const auto mx = pattern(100000, 1), my = pattern(100000, 2), mz = pattern(5000, 3);
+        std::vector<std::byte> in(100000);
+        {
+            auto opener = open_later(copier);
+            if (parent.rank() == 0) {  // sends on one group, then waits on the other
+                auto s = parent.isend(1, x, mx);
+                REQUIRE(other.irecv(1, y, in).wait() == in.size());
+                REQUIRE(in == my);
+                s.wait();
+            } else {
+                REQUIRE(parent.irecv(0, x, in).wait() == in.size());
+                REQUIRE(in == mx);
+                other.isend(0, y, my).wait();
+            }
+        }
+        {
+            auto opener = open_later(copier);
+            if (parent.rank() == 0) {  // sends, then splits; rank 1 splits once the message is in
+                auto s = parent.isend(1, z, mz);
+                auto g = parent.split(0, 0);
+                REQUIRE(g.size() == 2);
+                s.wait();
+            } else {
+                std::vector<std::byte> got(5000);
+                REQUIRE(parent.irecv(0, z, got).wait() == got.size());
+                REQUIRE(got == mz);
+                auto g = parent.split(0, 0);
+                REQUIRE(g.size() == 2);
+            }
+        }
+    });
+}
 
-        auto small = pattern(100, 7 + t.rank());
-        { auto dropped = t.isend(peer, tag, small); }  // goes out as it is dropped
-        std::vector<std::byte> in(100);
-        REQUIRE(t.irecv(peer, tag, in).wait() == 100);
-        REQUIRE(in == pattern(100, 7 + peer));
+namespace {
 
-        REQUIRE_THROWS_AS(t.isend(2, tag, small), transport_error);
-        REQUIRE_THROWS_AS(t.isend(peer, message_tag{channel::user, message_tag::max_id + 1}, small), transport_error);
+// inproc that refuses 13-byte sends, as a host transport refuses what it cannot carry.
+struct refusing {
+    using transport_concept = transport_tag;
+    using memory_space = host_space;
+    using request_type = transport::inproc_request;
+
+    transport::inproc inner;
+
+    int rank() const { return inner.rank(); }
+    int size() const { return inner.size(); }
+    request_type isend(int peer, message_tag tag, std::span<const std::byte> bytes) {
+        if (bytes.size() == 13) throw transport_error("refusing: 13 bytes");
+        return inner.isend(peer, tag, bytes);
+    }
+    request_type irecv(int peer, message_tag tag, std::span<std::byte> buffer) { return inner.irecv(peer, tag, buffer); }
+    refusing split(int color, int key) { return {inner.split(color, key)}; }
+};
+static_assert(concepts::transport<refusing>);
+
+}  // namespace
+
+TEST_CASE("staged: a refused send fails, and so does every later send of the group", "[transport][staged]") {
+    const message_tag tag{channel::user, 3}, signal{channel::control, 2};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        gated_copier copier;
+        copier.open->store(true);
+        transport::staged<refusing, gated_copier> t(refusing{world}, copier);
+        std::byte none{};
+        if (t.rank() == 0) {
+            const auto bad = pattern(13, 1), good = pattern(5, 2);
+            auto refused = t.isend(1, tag, bad);
+            auto next = t.isend(1, tag, good);  // must not take the refused one's place
+            REQUIRE_THROWS_AS(refused.wait(), transport_error);
+            REQUIRE_THROWS_AS(next.wait(), transport_error);
+            REQUIRE_THROWS_AS(t.isend(1, tag, good), transport_error);
+            world.isend(1, signal, std::span(&none, 1)).wait();
+        } else {
+            std::vector<std::byte> in(16);
+            auto r = t.irecv(0, tag, in);
+            world.irecv(0, signal, std::span(&none, 1)).wait();
+            REQUIRE_FALSE(r.test());
+        }
+    });
+}
+
+TEST_CASE("staged: a dropped send not yet posted is cancelled; a completed one leaves its block free",
+          "[transport][staged]") {
+    const message_tag tag{channel::user, 4}, signal{channel::control, 3};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        {
+            gated_copier copier;
+            gated_inproc t(world, copier);
+            if (t.rank() == 0) {
+                const auto first = pattern(100, 1);
+                { auto dropped = t.isend(1, tag, first); }  // its copy has not landed
+                copier.open->store(true);
+                t.isend(1, tag, pattern(100, 2)).wait();
+            } else {
+                copier.open->store(true);
+                std::vector<std::byte> in(100);
+                REQUIRE(t.irecv(0, tag, in).wait() == 100);
+                REQUIRE(in == pattern(100, 2));
+            }
+        }
+        deferred_copier copier;
+        auto allocations = copier.allocations;
+        staged_inproc t(world, copier);
+        std::byte none{};
+        for (int round = 0; round < 20; ++round) {
+            if (t.rank() == 0) {
+                const auto bytes = pattern(100, round);
+                auto s = t.isend(1, tag, bytes);
+                world.irecv(1, signal, std::span(&none, 1)).wait();  // received, never waited for here
+            } else {
+                std::vector<std::byte> in(100);
+                REQUIRE(t.irecv(0, tag, in).wait() == 100);
+                REQUIRE(in == pattern(100, round));
+                world.isend(0, signal, std::span(&none, 1)).wait();
+            }
+        }
+        REQUIRE(*allocations <= 2);
+        REQUIRE(t.staging_blocks() <= 2);
+    });
+}
+
+TEST_CASE("staged: wait_for on a send whose copy has not landed returns false in time", "[transport][staged]") {
+    const message_tag tag{channel::user, 6};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        gated_copier copier;
+        gated_inproc t(world, copier);
+        if (t.rank() == 0) {
+            const auto bytes = pattern(1000, 4);
+            auto s = t.isend(1, tag, bytes);
+            const auto start = std::chrono::steady_clock::now();
+            REQUIRE_FALSE(s.wait_for(std::chrono::milliseconds(20)));
+            REQUIRE(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+            copier.open->store(true);
+            REQUIRE(s.wait_for(std::chrono::seconds(10)));
+        } else {
+            copier.open->store(true);
+            std::vector<std::byte> in(1000);
+            REQUIRE(t.irecv(0, tag, in).wait() == 1000);
+            REQUIRE(in == pattern(1000, 4));
+        }
     });
 }
