@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "device_present.hpp"
 #include "dtfm/cuda/cocktail.cuh"
 #include "dtfm/cuda/device_buffer.cuh"
 #include "dtfm/cuda/adamw.cuh"
@@ -123,11 +124,7 @@ gpt_result bench_gpt(cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::printf("SKIPPED: no CUDA device\n");
-        return 77;
-    }
+    if (!gpu_test::device_present()) return gpu_test::skipped;
     const std::string out_path = argc > 1 ? argv[1] : "gpu-bench.json";
     const std::size_t n = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : std::size_t{64} << 20;
     cudaDeviceProp prop{};

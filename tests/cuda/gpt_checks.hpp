@@ -204,6 +204,10 @@ inline void slots_accumulation_and_refusals() {
     expect(throws_dtfm_error([&] { s.feed(5, bad, b0.targets); }), "refusal: a token outside the vocabulary");
     bad[2] = -1;
     expect(throws_dtfm_error([&] { s.feed(5, b0.tokens, bad); }), "refusal: a negative target");
+    expect(throws_dtfm_error([&] { s.feed(0, b1.tokens, bad); }), "refusal: a negative target, on a slot fed before");
+    thrust::device_vector<float> again(1);
+    s.evaluate(0, {}, span_of(again));
+    expect(to_host(again) == to_host(l0), "a refused feed leaves the slot as it was (its tokens too)");
     expect(throws_dtfm_error([&] { s.feed(5, std::span<const std::int32_t>(b0.tokens).first(3), b0.targets); }),
            "refusal: too few tokens");
     expect(throws_dtfm_error([&] { s.forward(5, {}, span_of(l0)); }), "refusal: forward of a micro-batch never fed");

@@ -247,8 +247,11 @@ public:
         const std::size_t m = slots_.number(microbatch, "feed");
         expect_size(tokens.size(), rows(), "feed", "tokens");
         expect_size(targets.size(), rows(), "feed", "targets");
-        if (first()) keep(tokens_, m, checked(tokens));
-        if (last()) keep(targets_, m, checked(targets));
+        // Both checked before either is kept: a refused feed leaves the slot as it was.
+        if (first()) checked(tokens);
+        if (last()) checked(targets);
+        if (first()) keep(tokens_, m, tokens);
+        if (last()) keep(targets_, m, targets);
     }
 
     void forward(int microbatch, std::span<const float> in, std::span<float> out) {
