@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "dtfm/compress/canonical_nan.hpp"
 #include "dtfm/compress/activation_cache.hpp"
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/compress/payload.hpp"
@@ -29,9 +30,9 @@ namespace dtfm::compress {
 // m(ξ) += D(C(a − m(ξ))), per element: the one update both sides (and dtfm/cuda/delta.cuh) apply.
 DTFM_HOST_DEVICE float delta_update(float reference, float decoded) {
 #if defined(__CUDA_ARCH__)
-    return __fadd_rn(reference, decoded);
+    return canonical_nan(__fadd_rn(reference, decoded));
 #else
-    return reference + decoded;
+    return canonical_nan(reference + decoded);
 #endif
 }
 

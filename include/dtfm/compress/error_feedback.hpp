@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dtfm/compress/canonical_nan.hpp"
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/concepts/compressor.hpp"
 #include "dtfm/config.hpp"
@@ -21,8 +22,8 @@ namespace dtfm::compress {
 
 // The per-element update, shared with the device kernels of dtfm/cuda/error_feedback.cuh:
 // v = g + e is what C compresses, and e' = v − D(C(v)) is carried to the next step.
-DTFM_HOST_DEVICE float feedback_input(float value, float residual) { return value + residual; }
-DTFM_HOST_DEVICE float feedback_residual(float corrected, float decoded) { return corrected - decoded; }
+DTFM_HOST_DEVICE float feedback_input(float value, float residual) { return canonical_nan(value + residual); }
+DTFM_HOST_DEVICE float feedback_residual(float corrected, float decoded) { return canonical_nan(corrected - decoded); }
 
 // The sender keeps the residual; the payload is C's own, so any C decoder (which needs no state)
 // reads it. C::decode must depend only on the payload and on context the caller set on C (a

@@ -15,6 +15,7 @@
 #include <span>
 #include <type_traits>
 
+#include "dtfm/compress/canonical_nan.hpp"
 #include "dtfm/compress/bitpack.hpp"
 #include "dtfm/compress/payload.hpp"
 #include "dtfm/compress/random.hpp"
@@ -377,7 +378,7 @@ public:
     DTFM_HOST_DEVICE static float value_of(std::uint32_t c, float lo, float step, std::uint32_t top_value) {
         const float v = detail::add_rn(lo, detail::mul_rn(static_cast<float>(c), step));
         const std::uint32_t top = c == top_code ? 0xFFFFFFFFu : 0u;
-        return std::bit_cast<float>((top_value & top) | (std::bit_cast<std::uint32_t>(v) & ~top));
+        return canonical_nan(std::bit_cast<float>((top_value & top) | (std::bit_cast<std::uint32_t>(v) & ~top)));
     }
 
     // The codes of n ≤ Block values on grid g, one byte each; element i of the block draws its

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 
+#include "dtfm/compress/canonical_nan.hpp"
 #include "dtfm/compress/payload.hpp"
 #include "dtfm/compress/random.hpp"
 #include "dtfm/concepts/compressor.hpp"
@@ -39,9 +40,9 @@ DTFM_HOST_DEVICE std::uint32_t randomk_stratum_size(std::uint64_t i, std::uint64
 // A kept value as a decoder writes it: times its stratum's size when scaled (Horvitz–Thompson).
 DTFM_HOST_DEVICE float randomk_decoded(float v, std::uint32_t stratum_size, bool scaled) {
 #if defined(__CUDA_ARCH__)
-    return scaled ? __fmul_rn(v, static_cast<float>(stratum_size)) : v;
+    return scaled ? canonical_nan(__fmul_rn(v, static_cast<float>(stratum_size))) : v;
 #else
-    return scaled ? v * static_cast<float>(stratum_size) : v;
+    return scaled ? canonical_nan(v * static_cast<float>(stratum_size)) : v;
 #endif
 }
 

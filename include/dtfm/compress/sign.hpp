@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 
+#include "dtfm/compress/canonical_nan.hpp"
 #include "dtfm/compress/bitpack.hpp"
 #include "dtfm/compress/payload.hpp"
 #include "dtfm/concepts/compressor.hpp"
@@ -98,7 +99,7 @@ public:
         for (std::size_t width = lanes / 2; width > 0; width /= 2) {
             for (std::size_t j = 0; j < width; ++j) acc[j] += acc[j + width];
         }
-        return n == 0 ? 0.0f : static_cast<float>(acc[0] / static_cast<double>(n));
+        return n == 0 ? 0.0f : canonical_nan(static_cast<float>(acc[0] / static_cast<double>(n)));
     }
 
     // One block of n values: writes packed_bytes<1>(n) bytes of sign bits, returns the scale. Bits
@@ -136,7 +137,7 @@ public:
         for (std::size_t width = scale_lanes / 2; width > 0; width /= 2) {
             for (std::size_t j = 0; j < width; ++j) acc[j] += acc[j + width];
         }
-        return n == 0 ? 0.0f : static_cast<float>(acc[0] / static_cast<double>(n));
+        return n == 0 ? 0.0f : canonical_nan(static_cast<float>(acc[0] / static_cast<double>(n)));
     }
 
     // Bit j of the result is the sign bit of x[j], j < count ≤ 8.

@@ -218,3 +218,38 @@ TEST_CASE("topk: the device's order (key descending, index ascending) picks the 
         REQUIRE(index == order[j]);
     }
 }
+
+TEST_CASE("compressor math writes every NaN it computes as 0x7FFFFFFF, the GPU's one NaN", "[compress][device-math]") {
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = -std::numeric_limits<float>::quiet_NaN();  // 0xFFC00000 on x86
+    const auto bits = [](float v) { return std::bit_cast<std::uint32_t>(v); };
+    REQUIRE(bits(feedback_residual(inf, inf)) == canonical_nan_bits);  // made by Inf − Inf
+    REQUIRE(bits(feedback_input(nan, 1.0f)) == canonical_nan_bits);    // carried from an operand
+    REQUIRE(bits(delta_update(inf, -inf)) == canonical_nan_bits);
+    REQUIRE(bits(randomk_decoded(nan, 3, true)) == canonical_nan_bits);
+    REQUIRE(bits(randomk_decoded(nan, 3, false)) == bits(nan));  // unscaled: the value as sent
+    REQUIRE(bits(canonical_nan(-inf)) == bits(-inf));
+    REQUIRE(bits(canonical_nan(-0.0f)) == bits(-0.0f));
+
+    std::vector<float> x(40, 1.0f);
+    x[7] = nan;
+    REQUIRE(bits(sign<>::block_scale(x.data(), x.size())) == canonical_nan_bits);
+
+    // A quantize block holding +Inf and a NaN decodes to NaNs (Inf · 0 and the like): all canonical.
+    std::vector<float> in(600, 0.5f);
+    in[3] = inf;
+    in[300] = nan;
+    quantize<4> q;
+    std::vector<std::byte> p(q.max_payload_bytes(in.size()));
+    const std::size_t used = q.encode(in, p);
+    std::vector<float> out(in.size());
+    q.decode(std::span<const std::byte>(p).first(used), out);
+    std::size_t nans = 0;
+    for (const float v : out) {
+        if (std::isnan(v)) {
+            ++nans;
+            REQUIRE(bits(v) == canonical_nan_bits);
+        }
+    }
+    REQUIRE(nans > 0);
+}
