@@ -14,13 +14,19 @@
 # DTFM_GPU_BIN=DIR keeps the programs in DIR, DTFM_GPU_BUILD_ONLY=1 stops after the build,
 # DTFM_GPU_SKIP_BUILD=1 runs what DIR holds (built with the same CUDA major version and arch).
 set -uo pipefail
+# DTFM_GPU_BIN is taken relative to where the script is called from.
+if [ -n "${DTFM_GPU_BIN:-}" ]; then
+    mkdir -p "$DTFM_GPU_BIN" && DTFM_GPU_BIN="$(cd "$DTFM_GPU_BIN" && pwd)"
+elif [ "${DTFM_GPU_SKIP_BUILD:-0}" = 1 ]; then
+    echo "DTFM_GPU_SKIP_BUILD=1 needs DTFM_GPU_BIN, the folder of programs built before" >&2
+    exit 2
+fi
 cd "$(dirname "$0")/../.."
 out="${OUT:-build/gpu}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 if [ -n "${DTFM_GPU_BIN:-}" ]; then
-    mkdir -p "$DTFM_GPU_BIN"
-    work="$(cd "$DTFM_GPU_BIN" && pwd)"
+    work="$DTFM_GPU_BIN"
 else
     work="$(mktemp -d)"
 fi
@@ -118,14 +124,20 @@ status=0
     if [ "${DTFM_GPU_BUILD_ONLY:-0}" = 1 ]; then echo "== build only: programs in $work"; exit $status; fi
 
     for t in test_compress_cpp test_gpt_cpp $(cd tests/cuda && ls *.cu | sed 's/\.cu$//'); do
-        [ -x "$work/$t" ] || continue
+        if [ ! -x "$work/$t" ]; then
+            # The CPP-system tests need g++ (and OpenBLAS); every GPU test must be there.
+            case "$t" in *_cpp) continue ;; esac
+            echo "FAIL $t (not built: no $work/$t)"; status=1; continue
+        fi
         timeout 300 "$work/$t"
         rc=$?
         if [ $rc = 0 ]; then echo "PASS $t"
         elif [ $rc = 77 ] && [ $gpu_listed = 0 ]; then echo "SKIP $t"
         else echo "FAIL $t ($rc)"; status=1; fi
     done
-    if [ -x "$work/dtfm_bench_gpu" ]; then
+    if [ ! -x "$work/dtfm_bench_gpu" ]; then
+        echo "FAIL dtfm_bench_gpu (not built)"; status=1
+    else
         timeout 300 "$work/dtfm_bench_gpu" "$out/gpu-bench.json" "$elements"
         rc=$?
         if [ $rc = 77 ] && [ $gpu_listed = 0 ]; then echo "SKIP dtfm_bench_gpu"

@@ -27,6 +27,9 @@
 
 namespace dtfm::compress {
 
+// a − m(ξ), per element: what C compresses (dtfm/cuda/delta.cuh computes the same).
+DTFM_HOST_DEVICE float delta_difference(float value, float reference) { return canonical_nan(value - reference); }
+
 // m(ξ) += D(C(a − m(ξ))), per element: the one update both sides (and dtfm/cuda/delta.cuh) apply.
 DTFM_HOST_DEVICE float delta_update(float reference, float decoded) {
 #if defined(__CUDA_ARCH__)
@@ -92,7 +95,7 @@ public:
         }
         // The cache changes only after C has encoded and decoded: if C throws, both sides still agree.
         const std::span<const float> before = cache_.peek(id);
-        for (std::size_t i = 0; i < n; ++i) scratch_[i] = values[i] - before[i];
+        for (std::size_t i = 0; i < n; ++i) scratch_[i] = delta_difference(values[i], before[i]);
         const std::span<std::byte> inner = payload.subspan(payload_header::size);
         const std::size_t inner_bytes = inner_.encode(std::span<const float>(scratch_), inner);
         inner_.decode(std::span<const std::byte>(inner.first(inner_bytes)), std::span<float>(scratch_));

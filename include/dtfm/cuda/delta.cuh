@@ -71,7 +71,7 @@ struct difference {
     const float* values;
     const float* reference;
     float* d;
-    DTFM_HOST_DEVICE void operator()(std::size_t i) const { d[i] = values[i] - reference[i]; }
+    DTFM_HOST_DEVICE void operator()(std::size_t i) const { d[i] = compress::delta_difference(values[i], reference[i]); }
 };
 
 struct apply_delta {

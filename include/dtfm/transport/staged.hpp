@@ -138,11 +138,12 @@ struct staged_op {
     }
 
     // A receive that completed on the host: copy the message out of the block.
+    // Done only once the copy is queued: if queueing it fails, the next wait tries again.
     void finish_inner(std::size_t n) {
         if (inner_done) return;
-        inner_done = true;
-        size = n;
         if (receive && n > 0) copy.emplace(pool->copier().to_space(target, block.first, n));
+        size = n;
+        inner_done = true;
     }
 
     // The host transport's own abandon rules apply to its request, in the caller's thread; a
@@ -213,8 +214,9 @@ public:
     void enqueue(std::shared_ptr<link> l, std::shared_ptr<op> o) {
         {
             std::lock_guard lock(mutex_);
-            ++l->queued;
+            link& counted = *l;
             queue_.push_back({std::move(l), std::move(o)});
+            ++counted.queued;  // after the push: a failed push leaves nothing to drain
         }
         changed_.notify_all();
     }

@@ -226,6 +226,8 @@ TEST_CASE("compressor math writes every NaN it computes as 0x7FFFFFFF, the GPU's
     REQUIRE(bits(feedback_residual(inf, inf)) == canonical_nan_bits);  // made by Inf − Inf
     REQUIRE(bits(feedback_input(nan, 1.0f)) == canonical_nan_bits);    // carried from an operand
     REQUIRE(bits(delta_update(inf, -inf)) == canonical_nan_bits);
+    REQUIRE(bits(delta_difference(inf, inf)) == canonical_nan_bits);
+    REQUIRE(bits(delta_difference(nan, 0.0f)) == canonical_nan_bits);
     REQUIRE(bits(randomk_decoded(nan, 3, true)) == canonical_nan_bits);
     REQUIRE(bits(randomk_decoded(nan, 3, false)) == bits(nan));  // unscaled: the value as sent
     REQUIRE(bits(canonical_nan(-inf)) == bits(-inf));
