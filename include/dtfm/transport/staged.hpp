@@ -13,22 +13,19 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <concepts>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "dtfm/collective/operation.hpp"
 #include "dtfm/concepts/transport.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
@@ -111,7 +108,7 @@ namespace detail {
 
 // One message through a staging block: the block, the host transport's request once posted, and
 // the copy between the block and the caller's buffer. Shared by the request and, until it is
-// posted, the poster's queue.
+// posted, the poster's task for it.
 template <concepts::transport T, staging_copier C>
 struct staged_op {
     staged_op(std::shared_ptr<staging_pool<C>> p, std::size_t n) : pool(std::move(p)), block(pool->acquire(n)) {}
@@ -168,9 +165,10 @@ struct staged_op {
     bool receive = false;
     std::optional<typename C::fence> copy;  // send: into the block; receive: out of it
     std::optional<typename T::request_type> inner;
-    std::exception_ptr failure;       // the send could not be posted
-    std::atomic<bool> posted{false};  // inner (or, for a send, failure) is set, or the send was cancelled
-    bool cancelled = false;           // dropped before it was posted: never sent (the link's mutex)
+    std::exception_ptr failure;        // the send could not be posted
+    collective::operation posting;     // a send's turn on the poster thread (done: inner or failure set)
+    bool posted = false;               // the same, for drop() (the link's mutex); receives: at once
+    bool cancelled = false;            // dropped before it was posted: never sent (the link's mutex)
     bool inner_done = false;
     bool abandoned = false;           // the request went before the host transport was done with the block
 };
@@ -184,117 +182,40 @@ struct staged_link {
 
     T transport;
     std::mutex mutex;
-    std::exception_ptr failure;  // the first send the host transport refused
-    std::size_t queued = 0;      // sends in the poster's queue (the poster's mutex)
+    std::exception_ptr failure;          // the first send the host transport refused
+    collective::operation last_posting;  // the latest send queued on this group (the mutex)
 };
 
-// One thread, shared by a transport and its splits (one copy stream), that posts each send once
-// its copy has landed, in the order the sends were made. It waits for copies on its own, so a
-// send goes out while its rank blocks on anything else (another group, a barrier, a collective).
+// Run on the poster: a background_worker shared by a transport and its splits (one copy stream),
+// which runs these in the order the sends were made. It waits for the send's copy, so a send goes
+// out while its rank blocks on anything else (another group, a barrier, a collective), then posts
+// the block, unless the request was dropped first or an earlier send of the group failed.
 template <concepts::transport T, staging_copier C>
-class staged_poster {
-public:
-    using op = staged_op<T, C>;
-    using link = staged_link<T>;
-
-    staged_poster() : thread_([this] { run(); }) {}
-    staged_poster(const staged_poster&) = delete;
-    staged_poster& operator=(const staged_poster&) = delete;
-    // Only when no transport or request holds it: every queued send was dropped (cancelled), and
-    // the thread just waits for their copies.
-    ~staged_poster() {
-        {
-            std::lock_guard lock(mutex_);
-            stop_ = true;
+void post_staged(staged_link<T>& l, staged_op<T, C>& o) noexcept {
+    std::exception_ptr copy_failed;
+    if (o.copy) {
+        try {
+            o.copy->wait();
+        } catch (...) {
+            copy_failed = std::current_exception();
         }
-        changed_.notify_all();
-        thread_.join();
     }
-
-    void enqueue(std::shared_ptr<link> l, std::shared_ptr<op> o) {
-        {
-            std::lock_guard lock(mutex_);
-            link& counted = *l;
-            queue_.push_back({std::move(l), std::move(o)});
-            ++counted.queued;  // after the push: a failed push leaves nothing to drain
-        }
-        changed_.notify_all();
-    }
-
-    // Until every send queued on l so far is posted (their copies wait for device work only).
-    void drain(const link& l) {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return l.queued == 0; });
-    }
-
-    // Until o is posted, or the deadline passes (false).
-    bool wait_posted(const op& o, std::optional<std::chrono::steady_clock::time_point> deadline) {
-        std::unique_lock lock(mutex_);
-        const auto posted = [&] { return o.posted.load(std::memory_order_acquire); };
-        if (!deadline) {
-            changed_.wait(lock, posted);
-            return true;
-        }
-        return changed_.wait_until(lock, *deadline, posted);
-    }
-
-private:
-    struct entry {
-        std::shared_ptr<link> l;
-        std::shared_ptr<op> o;
-    };
-
-    void run() {
-        for (;;) {
-            entry e;
-            {
-                std::unique_lock lock(mutex_);
-                changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-                if (queue_.empty()) return;
-                e = queue_.front();
-            }
-            post(*e.l, *e.o);
-            {
-                std::lock_guard lock(mutex_);
-                queue_.pop_front();
-                --e.l->queued;
-            }
-            changed_.notify_all();
-        }  // e goes here, outside every lock: it may be an op's last owner
-    }
-
-    static void post(link& l, op& o) noexcept {
-        std::exception_ptr copy_failed;
-        if (o.copy) {
+    std::lock_guard lock(l.mutex);
+    if (!o.cancelled) {
+        if (copy_failed) {
+            o.failure = l.failure = copy_failed;
+        } else if (l.failure) {
+            o.failure = l.failure;
+        } else {
             try {
-                o.copy->wait();
+                o.inner.emplace(l.transport.isend(o.peer, o.tag, std::span<const std::byte>(o.block.first, o.size)));
             } catch (...) {
-                copy_failed = std::current_exception();
+                o.failure = l.failure = std::current_exception();
             }
         }
-        std::lock_guard lock(l.mutex);
-        if (!o.cancelled) {
-            if (copy_failed) {
-                o.failure = l.failure = copy_failed;
-            } else if (l.failure) {
-                o.failure = l.failure;
-            } else {
-                try {
-                    o.inner.emplace(l.transport.isend(o.peer, o.tag, std::span<const std::byte>(o.block.first, o.size)));
-                } catch (...) {
-                    o.failure = l.failure = std::current_exception();
-                }
-            }
-        }
-        o.posted.store(true, std::memory_order_release);
     }
-
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::deque<entry> queue_;
-    bool stop_ = false;
-    std::thread thread_;
-};
+    o.posted = true;
+}
 
 }  // namespace detail
 
@@ -306,7 +227,6 @@ public:
         if (this != &o) {
             drop();
             link_ = std::move(o.link_);
-            poster_ = std::move(o.poster_);
             op_ = std::move(o.op_);
         }
         return *this;
@@ -318,7 +238,7 @@ public:
     // The bytes moved; for a receive, once they are in the destination buffer.
     std::size_t wait() {
         auto& o = *op_;
-        if (!o.receive) poster_->wait_posted(o, std::nullopt);
+        o.posting.wait();
         rethrow_failure();
         o.finish_inner(o.inner->wait());
         if (o.receive && o.copy) o.copy->wait();
@@ -327,7 +247,7 @@ public:
 
     bool test() {
         auto& o = *op_;
-        if (!o.posted.load(std::memory_order_acquire)) return false;
+        if (!o.posting.test()) return false;
         rethrow_failure();
         if (!o.inner_done) {
             if (!o.inner->test()) return false;
@@ -339,7 +259,7 @@ public:
     bool wait_for(std::chrono::nanoseconds d) {
         auto& o = *op_;
         const auto deadline = std::chrono::steady_clock::now() + d;
-        if (!o.receive && !poster_->wait_posted(o, deadline)) return false;
+        if (!o.posting.wait_for(d)) return false;
         rethrow_failure();
         if (!o.inner_done) {
             const auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {});
@@ -354,11 +274,9 @@ private:
     template <concepts::transport, staging_copier>
     friend class staged;
     using link = detail::staged_link<T>;
-    using poster = detail::staged_poster<T, C>;
     using op = detail::staged_op<T, C>;
 
-    staged_request(std::shared_ptr<link> l, std::shared_ptr<poster> p, std::shared_ptr<op> o)
-        : link_(std::move(l)), poster_(std::move(p)), op_(std::move(o)) {}
+    staged_request(std::shared_ptr<link> l, std::shared_ptr<op> o) : link_(std::move(l)), op_(std::move(o)) {}
 
     void rethrow_failure() const {
         if (op_->failure) std::rethrow_exception(op_->failure);
@@ -372,7 +290,7 @@ private:
         if (!op_->receive) {
             try {
                 std::lock_guard lock(link_->mutex);
-                posted = op_->posted.load(std::memory_order_acquire);
+                posted = op_->posted;
                 if (!posted) op_->cancelled = true;
             } catch (...) {
             }
@@ -381,12 +299,10 @@ private:
         // size reuses the block.
         if (posted) op_->release_block();
         op_.reset();
-        poster_.reset();
         link_.reset();
     }
 
     std::shared_ptr<link> link_;
-    std::shared_ptr<poster> poster_;
     std::shared_ptr<op> op_;
 };
 
@@ -403,7 +319,7 @@ public:
     explicit staged(T inner, C copier = C{})
         : link_(std::make_shared<link>(std::move(inner))),
           pool_(std::make_shared<detail::staging_pool<C>>(std::move(copier))),
-          poster_(std::make_shared<poster>()) {}
+          poster_(std::make_shared<dtfm::detail::background_worker>()) {}
 
     int rank() const { return link_->transport.rank(); }
     int size() const { return link_->transport.size(); }
@@ -427,8 +343,17 @@ public:
         o->tag = tag;
         o->size = bytes.size();
         if (!bytes.empty()) o->copy.emplace(pool_->copier().to_host(o->block.first, bytes.data(), bytes.size()));
-        poster_->enqueue(link_, o);
-        return request_type(link_, poster_, std::move(o));
+        {
+            // Queued and remembered together, so last_posting is the group's latest send.
+            std::lock_guard lock(link_->mutex);
+            o->posting = poster_->submit([l = link_, p = o]() mutable {
+                detail::post_staged(*l, *p);
+                p.reset();  // here, not under the worker's lock: it may be the op's last owner
+                l.reset();
+            });
+            link_->last_posting = o->posting;
+        }
+        return request_type(link_, std::move(o));
     }
 
     request_type irecv(int peer, message_tag tag, std::span<std::byte> buffer) {
@@ -439,15 +364,20 @@ public:
             std::lock_guard lock(link_->mutex);
             o->inner.emplace(link_->transport.irecv(peer, tag, std::span<std::byte>(o->block.first, buffer.size())));
         }
-        o->posted.store(true, std::memory_order_relaxed);
-        return request_type(link_, poster_, std::move(o));
+        o->posted = true;
+        return request_type(link_, std::move(o));
     }
 
     // Collective. The sub-group shares this transport's staging blocks, copier and poster. The
     // sends queued here are posted first (a peer may be waiting for them before it splits); sends
     // from other threads wait until the split is done.
     staged split(int color, int key) {
-        poster_->drain(*link_);
+        collective::operation queued;
+        {
+            std::lock_guard lock(link_->mutex);
+            queued = link_->last_posting;
+        }
+        queued.wait();  // the group's sends so far are posted: their copies wait for device work only
         std::lock_guard lock(link_->mutex);
         return staged(link_->transport.split(color, key), pool_, poster_);
     }
@@ -461,8 +391,8 @@ public:
 
 private:
     using link = detail::staged_link<T>;
-    using poster = detail::staged_poster<T, C>;
     using op = detail::staged_op<T, C>;
+    using poster = dtfm::detail::background_worker;
 
     staged(T inner, std::shared_ptr<detail::staging_pool<C>> pool, std::shared_ptr<poster> p)
         : link_(std::make_shared<link>(std::move(inner))), pool_(std::move(pool)), poster_(std::move(p)) {}
