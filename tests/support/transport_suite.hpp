@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "dtfm/concepts/transport.hpp"
@@ -144,6 +145,28 @@ void check_receive_timeout(T& t) {
     }
 }
 
+// wait_for(nanoseconds::max()) means "no deadline": it waits for the message. (now() + max
+// overflows to a time already past, which made wait_for return false at once.)
+template <concepts::transport T>
+void check_unbounded_wait_for(T& t) {
+    using namespace std::chrono_literals;
+    constexpr auto forever = std::chrono::nanoseconds::max();
+    const message_tag tag{channel::control, 79};
+    if (t.rank() == 1) {
+        std::vector<int> in{-1};
+        auto r = t.irecv(0, tag, bytes_of(in));
+        DTFM_RANK_REQUIRE(r.wait_for(forever));
+        DTFM_RANK_REQUIRE(r.wait() == sizeof(int));
+        DTFM_RANK_REQUIRE(in[0] == 42);
+    } else if (t.rank() == 0) {
+        std::this_thread::sleep_for(20ms);  // the receiver is waiting by then
+        std::vector<int> out{42};
+        auto s = t.isend(1, tag, bytes_of(out));
+        DTFM_RANK_REQUIRE(s.wait_for(forever));
+        DTFM_RANK_REQUIRE(s.wait() == sizeof(int));
+    }
+}
+
 // Bad peers are transport_errors, not crashes.
 template <concepts::transport T>
 void check_bad_peers(T& t) {
@@ -158,6 +181,7 @@ void check_transport(T& t) {
     check_channels_and_order(t);
     check_mesh_split(t);
     check_receive_timeout(t);
+    check_unbounded_wait_for(t);
     check_bad_peers(t);
 }
 

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "dtfm/error.hpp"
+#include "dtfm/detail/deadline.hpp"
 #include "dtfm/spaces.hpp"
 
 namespace dtfm::detail {
@@ -63,7 +64,7 @@ public:
     bool wait_for(std::chrono::nanoseconds d) {
         if (!state_) return true;
         std::unique_lock lock(state_->mutex);
-        return state_->done_changed.wait_for(lock, d, [&] { return state_->done; });
+        return state_->done_changed.wait_until(lock, dtfm::detail::deadline_after(d), [&] { return state_->done; });
     }
 
 private:

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/deadline.hpp"
 
 namespace dtfm::detail {
 
@@ -193,7 +194,7 @@ public:
     }
 
     bool wait_for(std::chrono::nanoseconds timeout) {
-        const auto deadline = dtfm::detail::deferred_clock::now() + timeout;
+        const auto deadline = dtfm::detail::deadline_after<dtfm::detail::deferred_clock>(timeout);
         std::unique_lock lock(op_->mutex);
         if (!op_->changed.wait_until(lock, deadline, [&] { return op_->state != phase::waiting; })) return false;
         if (settled()) return true;

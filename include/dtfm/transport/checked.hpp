@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/deadline.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/wire/crc32c.hpp"
 #include "dtfm/wire/endian.hpp"
@@ -89,7 +90,7 @@ public:
     }
 
     bool wait_for(std::chrono::nanoseconds timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = dtfm::detail::deadline_after(timeout);
         if (!header_.wait_for(timeout)) return false;
         const auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration{});
         if (!payload_.wait_for(left)) return false;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/deadline.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 
@@ -185,7 +186,7 @@ public:
     // False when `timeout` passed first; the request stays pending.
     bool wait_for(std::chrono::nanoseconds timeout) {
         std::unique_lock lock(op_->mutex);
-        if (!op_->done_cv.wait_for(lock, timeout, [&] { return op_->done; })) return false;
+        if (!op_->done_cv.wait_until(lock, dtfm::detail::deadline_after(timeout), [&] { return op_->done; })) return false;
         finish(lock);
         return true;
     }

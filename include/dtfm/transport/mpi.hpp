@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/deadline.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 #include "dtfm/transport/mpi_environment.hpp"
@@ -89,7 +90,7 @@ public:
     // oversubscribed machine.
     bool wait_for(std::chrono::nanoseconds timeout) {
         const auto start = std::chrono::steady_clock::now();
-        const auto deadline = start + timeout;
+        const auto deadline = dtfm::detail::deadline_after(timeout);
         const auto busy_until = start + std::chrono::milliseconds(1);
         auto pause = std::chrono::microseconds(1);
         while (!test()) {

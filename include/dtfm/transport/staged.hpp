@@ -27,6 +27,7 @@
 
 #include "dtfm/collective/operation.hpp"
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/deadline.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
 
@@ -258,7 +259,7 @@ public:
 
     bool wait_for(std::chrono::nanoseconds d) {
         auto& o = *op_;
-        const auto deadline = std::chrono::steady_clock::now() + d;
+        const auto deadline = dtfm::detail::deadline_after(d);
         if (!o.posting.wait_for(d)) return false;
         rethrow_failure();
         if (!o.inner_done) {

@@ -65,7 +65,7 @@ public:
 
     bool wait_for(std::chrono::nanoseconds timeout) {
         if (!payload_) return send_.wait_for(timeout);
-        const auto deadline = clock::now() + timeout;
+        const auto deadline = dtfm::detail::deadline_after<clock>(timeout);
         auto left = [&] { return std::max(deadline - clock::now(), clock::duration{}); };
         if (stamp_ && !stamp_->wait_for(left())) return false;
         if (!payload_->wait_for(left())) return false;

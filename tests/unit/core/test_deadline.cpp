@@ -1,0 +1,40 @@
+// detail::deadline_after saturates instead of overflowing, so wait_for(nanoseconds::max()) waits
+// without a deadline; collective::operation (a background_worker's handle) relies on it.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "dtfm/collective/operation.hpp"
+#include "dtfm/detail/deadline.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("deadline_after: now plus d, saturated at the clock's end", "[core][deadline]") {
+    using clock = std::chrono::steady_clock;
+    const auto before = clock::now();
+    const auto d = dtfm::detail::deadline_after(5s);
+    CHECK(d >= before + 5s);
+    CHECK(d <= clock::now() + 5s);
+    CHECK(dtfm::detail::deadline_after(std::chrono::nanoseconds::max()) == clock::time_point::max());
+    CHECK(dtfm::detail::deadline_after(std::chrono::nanoseconds::max() - 1ns) == clock::time_point::max());
+    const auto past = dtfm::detail::deadline_after(-5s);
+    const auto zero = dtfm::detail::deadline_after(0s);
+    const auto after = clock::now();
+    CHECK(past <= after);
+    CHECK(zero <= after);
+}
+
+TEST_CASE("collective::operation: wait_for(nanoseconds::max()) waits for the task", "[core][deadline]") {
+    dtfm::detail::background_worker worker;
+    bool ran = false;
+    auto op = worker.submit([&] {
+        std::this_thread::sleep_for(20ms);
+        ran = true;
+    });
+    CHECK(op.wait_for(std::chrono::nanoseconds::max()));
+    CHECK(ran);
+    auto quick = worker.submit([] { std::this_thread::sleep_for(200ms); });
+    CHECK_FALSE(quick.wait_for(1ms));
+    quick.wait();
+}
