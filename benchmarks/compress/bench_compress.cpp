@@ -16,6 +16,7 @@
 
 #include "dtfm/compress/cast.hpp"
 #include "dtfm/compress/cocktail.hpp"
+#include "dtfm/compress/error_feedback.hpp"
 #include "dtfm/compress/identity.hpp"
 #include "dtfm/compress/quantize.hpp"
 #include "dtfm/compress/randomk.hpp"
@@ -93,17 +94,25 @@ void bm_decode(benchmark::State& state, Make make) {
     state.counters["ratio"] = static_cast<double>(n * sizeof(float)) / static_cast<double>(bytes);
 }
 
+// Error feedback's encode keeps a residual between calls: from the second call on (the warm-up
+// sizes it), each iteration encodes the input plus the previous call's residual, as in training.
+template <class Run>
+void register_one(const char* name, const char* what, std::size_t n, Run run) {
+    benchmark::RegisterBenchmark((std::string("compress/") + name + "/" + what).c_str(), run)
+        ->Arg(static_cast<std::int64_t>(n))
+        ->Unit(benchmark::kMicrosecond);
+}
+
+template <class Make>
+void register_encode(const char* name, Make make) {
+    for (std::size_t n : {small, large}) register_one(name, "encode", n, [make](benchmark::State& s) { bm_encode(s, make); });
+}
+
 template <class Make>
 void register_pair(const char* name, Make make) {
     for (std::size_t n : {small, large}) {
-        benchmark::RegisterBenchmark((std::string("compress/") + name + "/encode").c_str(),
-                                     [make](benchmark::State& s) { bm_encode(s, make); })
-            ->Arg(static_cast<std::int64_t>(n))
-            ->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark((std::string("compress/") + name + "/decode").c_str(),
-                                     [make](benchmark::State& s) { bm_decode(s, make); })
-            ->Arg(static_cast<std::int64_t>(n))
-            ->Unit(benchmark::kMicrosecond);
+        register_one(name, "encode", n, [make](benchmark::State& s) { bm_encode(s, make); });
+        register_one(name, "decode", n, [make](benchmark::State& s) { bm_decode(s, make); });
     }
 }
 
@@ -179,6 +188,10 @@ int main(int argc, char** argv) {
     register_pair("randomk_1pct", [] { return dtfm::compress::randomk<std::ratio<1, 100>>{}; });
     // CocktailSGD's setting: a random 10% subset, its top 20%, 4-bit absmax blocks of 256.
     register_pair("cocktail", [] { return dtfm::compress::cocktail<>{}; });
+    // The sender's side of compressed_allreduce: encode plus error feedback's residual update.
+    register_encode("error_feedback_cocktail", [] { return dtfm::compress::error_feedback<dtfm::compress::cocktail<>>{}; });
+    register_encode("error_feedback_topk_1pct", [] { return dtfm::compress::error_feedback<dtfm::compress::topk<>>{}; });
+    register_encode("error_feedback_q4", [] { return dtfm::compress::error_feedback<dtfm::compress::quantize<4>>{}; });
 
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();

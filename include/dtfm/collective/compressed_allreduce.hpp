@@ -151,6 +151,11 @@ public:
                 decoder_.decode(payload, sum);
                 if (last)
                     for (std::size_t v = 0; v < g.size; ++v) sum[v] = (sum[v] + own[v]) * inv;
+            } else if constexpr (compress::scatter_decoder<compressor_type>) {
+                // A sparse payload adds at its kept positions only: no decoded slice to fill and add.
+                decoder_.decode_scatter(payload, sum, [](float& s, float d) { s += d; });
+                if (last)
+                    for (std::size_t v = 0; v < g.size; ++v) sum[v] = (sum[v] + own[v]) * inv;
             } else {
                 decoder_.decode(payload, std::span<float>(scratch_.data(), g.size));
                 if (last)
@@ -395,7 +400,7 @@ private:
             }
         }
         sum_.resize(widest);
-        scratch_.resize(parts > 2 ? widest : 0);
+        scratch_.resize(parts > 2 && !compress::scatter_decoder<compressor_type> ? widest : 0);
         result_cursor_.assign(parts, 0);
     }
 
@@ -409,7 +414,7 @@ private:
     std::vector<compress::error_feedback<compressor_type>> servers_;  // one per slice of this rank's segment
     compressor_type decoder_;
     std::vector<std::vector<std::byte>> outgoing_, incoming_, results_in_, result_out_;
-    std::vector<float> sum_, scratch_;  // one slice: the running average, and a decoded contribution
+    std::vector<float> sum_, scratch_;  // one slice: the running average, and a decoded dense contribution
     std::vector<std::size_t> result_cursor_;  // result slices decoded, per server
     std::unique_ptr<dtfm::detail::compressed_requests_base> requests_;
     std::unique_ptr<dtfm::detail::background_worker> worker_ = std::make_unique<dtfm::detail::background_worker>();

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <ratio>
 #include <span>
 #include <string>
@@ -64,8 +65,7 @@ public:
         std::memset(bitmap, 0, bitmap_bytes(n));
 
         // 1. the random subset; 2. its top-k, as positions within the subset; 3. their values.
-        positions_.resize(m);
-        subset_.positions(n, positions_);
+        draw_subset(n);
         subset_values_.resize(m);
         for (std::size_t i = 0; i < m; ++i) subset_values_[i] = values[positions_[i]];
         topk_payload_.resize(topk_.max_payload_bytes(m));
@@ -85,7 +85,28 @@ public:
     // Writes the kept values at their positions and zero elsewhere. Refuses a payload of another
     // context, a bitmap that does not mark exactly the kept count, or a malformed inner payload.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
-        const std::size_t n = out.size();
+        const std::byte* bitmap = checked_bitmap(payload, out.size());
+        std::fill(out.begin(), out.end(), 0.0f);
+        apply_kept(bitmap, out, [](float& o, float v) { o = v; });
+    }
+
+    // apply(out[p], value) at the kept positions only (decode without the zero-fill); same checks.
+    template <class Apply>
+    void decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
+        apply_kept(checked_bitmap(payload, out.size()), out, apply);
+    }
+
+    // The parameter fields are unused and must be zero (shared with dtfm/cuda/cocktail.cuh).
+    static void check_params(const payload_header& h) {
+        payload_header::expect(h.param_a == 0, "param_a", h.param_a);
+        payload_header::expect(h.param_b == 0, "param_b", h.param_b);
+        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
+    }
+
+private:
+    // Checks a payload for n values, decodes its kept values and the subset's positions into
+    // scratch, and returns the bitmap; nothing is written to the caller's buffer.
+    const std::byte* checked_bitmap(std::span<const std::byte> payload, std::size_t n) {
         const auto h = payload_header::read(payload, kind::cocktail, n);
         const std::size_t m = subset_for(n);
         const std::size_t k = kept_for(n);
@@ -105,23 +126,36 @@ public:
 
         kept_values_.resize(k);
         quantize_.decode(std::span(bitmap + bitmap_bytes(n), quantize_.max_payload_bytes(k)), kept_values_);
-        positions_.resize(m);
+        draw_subset(n);
+        return bitmap;
+    }
+
+    // positions_ = the random subset of n values in the current context, drawn once per context.
+    void draw_subset(std::size_t n) {
+        const drawn_for now{n, subset_.step(), subset_.chunk()};
+        if (drawn_ == now) return;
+        drawn_.reset();  // if the draw throws, nothing stale is trusted
+        positions_.resize(subset_for(n));
         subset_.positions(n, positions_);
-        std::fill(out.begin(), out.end(), 0.0f);
+        drawn_ = now;
+    }
+
+    // Visits the set bits a 64-bit word at a time: a bit-by-bit test mispredicts on about every
+    // kept value (a fifth of the subset, at random). The bitmap was checked: exactly k bits, none
+    // in the padding.
+    template <class Apply>
+    void apply_kept(const std::byte* bitmap, std::span<float> out, Apply&& apply) {
+        const std::size_t bytes = bitmap_bytes(out.size());
         std::size_t j = 0;
-        for (std::size_t i = 0; i < m; ++i) {
-            if ((static_cast<unsigned>(bitmap[i / 8]) >> (i % 8)) & 1u) out[positions_[i]] = kept_values_[j++];
+        for (std::size_t b = 0; b < bytes; b += 8) {
+            std::uint64_t word = 0;
+            std::memcpy(&word, bitmap + b, std::min<std::size_t>(8, bytes - b));  // little-endian host
+            for (; word != 0; word &= word - 1) {
+                apply(out[positions_[b * 8 + static_cast<std::size_t>(std::countr_zero(word))]], kept_values_[j++]);
+            }
         }
     }
 
-    // The parameter fields are unused and must be zero (shared with dtfm/cuda/cocktail.cuh).
-    static void check_params(const payload_header& h) {
-        payload_header::expect(h.param_a == 0, "param_a", h.param_a);
-        payload_header::expect(h.param_b == 0, "param_b", h.param_b);
-        payload_header::expect(h.param_c == 0, "param_c", h.param_c);
-    }
-
-private:
     static constexpr std::size_t bitmap_bytes(std::size_t n) { return (subset_for(n) + 7) / 8; }
 
     RandomK subset_;
@@ -129,6 +163,14 @@ private:
     Quantize quantize_;
     // Scratch sized on first use of a given n; nothing allocates after that.
     std::vector<std::uint32_t> positions_;
+    // The context positions_ was drawn for: error feedback decodes the payload it just encoded, and
+    // a server decodes every peer's slice of one chunk, so the draw is reused (the seed is fixed).
+    struct drawn_for {
+        std::size_t n;
+        std::uint64_t step, chunk;
+        bool operator==(const drawn_for&) const = default;
+    };
+    std::optional<drawn_for> drawn_;
     std::vector<float> subset_values_;
     std::vector<float> kept_values_;
     std::vector<std::byte> topk_payload_;

@@ -25,6 +25,14 @@ namespace dtfm::compress {
 DTFM_HOST_DEVICE float feedback_input(float value, float residual) { return canonical_nan(value + residual); }
 DTFM_HOST_DEVICE float feedback_residual(float corrected, float decoded) { return canonical_nan(corrected - decoded); }
 
+// Sparse compressors (top-k, random-k, cocktail) decode at their kept positions only:
+// decode_scatter(payload, out, apply) calls apply(out[p], value) there and leaves the rest of out
+// alone, with decode's checks.
+template <class C>
+concept scatter_decoder = requires(C& c, std::span<const std::byte> payload, std::span<float> out) {
+    c.decode_scatter(payload, out, [](float&, float) {});
+};
+
 // The sender keeps the residual; the payload is C's own, so any C decoder (which needs no state)
 // reads it. C::decode must depend only on the payload and on context the caller set on C (a
 // random-k seed and step): encode decodes its own payload to learn exactly what the receiver sees.
@@ -57,15 +65,23 @@ public:
         }
         for (std::size_t i = 0; i < n; ++i) corrected_[i] = feedback_input(values[i], residual_[i]);
         const std::size_t bytes = inner_.encode(std::span<const float>(corrected_), payload);
-        // The decoded values land in residual_ and become v − D(C(v)) in place: no third buffer.
+        const std::span<const std::byte> sent = payload.first(bytes);
         try {
-            inner_.decode(std::span<const std::byte>(payload.first(bytes)), std::span<float>(residual_));
+            if constexpr (scatter_decoder<C>) {
+                // e' = v − D(C(v)) is v except where C kept a value: take v (a swap, not a copy)
+                // and subtract at those positions only. v − 0 is v bit for bit (v is canonical).
+                residual_.swap(corrected_);
+                inner_.decode_scatter(sent, std::span<float>(residual_), [](float& e, float d) { e = feedback_residual(e, d); });
+            } else {
+                // The decoded values land in residual_ and become v − D(C(v)) in place: no third buffer.
+                inner_.decode(sent, std::span<float>(residual_));
+                for (std::size_t i = 0; i < n; ++i) residual_[i] = feedback_residual(corrected_[i], residual_[i]);
+            }
         } catch (...) {
             // C cannot read its own payload: a bug in C. The residual is lost; start again from zero.
             std::fill(residual_.begin(), residual_.end(), 0.0f);
             throw;
         }
-        for (std::size_t i = 0; i < n; ++i) residual_[i] = feedback_residual(corrected_[i], residual_[i]);
         return bytes;
     }
 

@@ -121,17 +121,15 @@ public:
     // Zero-fills out and scatters the values (each times its stratum's size when Scaled). Every
     // check runs before the first write to out.
     void decode(std::span<const std::byte> payload, std::span<float> out) {
-        const std::size_t n = out.size();
-        check_header(payload_header::read(payload, kind::randomk, n), n);
-        const std::byte* body = payload.data() + payload_header::size;
-        check_context(body);
-
+        const std::byte* kept = checked_values(payload, out.size());
         std::fill(out.begin(), out.end(), 0.0f);
-        const std::byte* kept = body + context_bytes;
-        for_each_kept(n, [&](std::size_t i, std::uint32_t p, std::uint64_t stratum) {
-            const float v = std::bit_cast<float>(wire::load_le<std::uint32_t>(kept + 4 * i));
-            out[p] = randomk_decoded(v, static_cast<std::uint32_t>(stratum), Scaled);
-        });
+        apply_kept(kept, out, [](float& o, float v) { o = v; });
+    }
+
+    // apply(out[p], value) at the kept positions only (decode without the zero-fill); same checks.
+    template <class Apply>
+    void decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
+        apply_kept(checked_values(payload, out.size()), out, apply);
     }
 
     // The checks decode makes of a header read for n values, and of the 24 context bytes after it
@@ -152,6 +150,22 @@ public:
     }
 
 private:
+    // The kept values of a payload for n values, once every check passed.
+    const std::byte* checked_values(std::span<const std::byte> payload, std::size_t n) const {
+        check_header(payload_header::read(payload, kind::randomk, n), n);
+        const std::byte* body = payload.data() + payload_header::size;
+        check_context(body);
+        return body + context_bytes;
+    }
+
+    template <class Apply>
+    void apply_kept(const std::byte* kept, std::span<float> out, Apply&& apply) const {
+        for_each_kept(out.size(), [&](std::size_t i, std::uint32_t p, std::uint64_t stratum) {
+            const float v = std::bit_cast<float>(wire::load_le<std::uint32_t>(kept + 4 * i));
+            apply(out[p], randomk_decoded(v, static_cast<std::uint32_t>(stratum), Scaled));
+        });
+    }
+
     static void check_size(std::size_t n, const char* what) {
         if (n > std::numeric_limits<std::uint32_t>::max()) {
             throw error(std::string("randomk::") + what + ": " + std::to_string(n) +

@@ -391,13 +391,12 @@ std::size_t topk_check_header(const payload_header& h, std::size_t n) {
     return k;
 }
 
-// Every check runs before the first write to out, so a refused payload leaves out as it was.
+// Checks a top-k payload for n values, its indices included; returns k.
 template <class Fraction>
-void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
+std::size_t topk_check(std::span<const std::byte> payload, std::span<float> out) {
     const std::size_t k = topk_check_header<Fraction>(payload_header::read(payload, kind::topk, out.size()), out.size());
 
     const std::byte* indices = payload.data() + payload_header::size;
-    const std::byte* values = indices + 4 * k;
     std::uint64_t lowest = 0;  // the smallest index the next entry may have
     for (std::size_t j = 0; j < k; ++j) {
         const std::uint32_t i = wire::load_le<std::uint32_t>(indices + 4 * j);
@@ -409,11 +408,30 @@ void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
         }
         lowest = std::uint64_t{i} + 1;
     }
-    std::fill(out.begin(), out.end(), 0.0f);
+    return k;
+}
+
+// apply(out[index], value) for each of the k checked entries.
+template <class Apply>
+void topk_apply(std::span<const std::byte> payload, std::size_t k, std::span<float> out, Apply&& apply) {
+    const std::byte* indices = payload.data() + payload_header::size;
+    const std::byte* values = indices + 4 * k;
     for (std::size_t j = 0; j < k; ++j) {
-        out[wire::load_le<std::uint32_t>(indices + 4 * j)] =
-            std::bit_cast<float>(wire::load_le<std::uint32_t>(values + 4 * j));
+        apply(out[wire::load_le<std::uint32_t>(indices + 4 * j)], std::bit_cast<float>(wire::load_le<std::uint32_t>(values + 4 * j)));
     }
+}
+
+// Every check runs before the first write to out, so a refused payload leaves out as it was.
+template <class Fraction>
+void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
+    const std::size_t k = topk_check<Fraction>(payload, out);
+    std::fill(out.begin(), out.end(), 0.0f);
+    topk_apply(payload, k, out, [](float& o, float v) { o = v; });
+}
+
+template <class Fraction, class Apply>
+void topk_decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
+    topk_apply(payload, topk_check<Fraction>(payload, out), out, apply);
 }
 
 }  // namespace detail
@@ -468,6 +486,12 @@ public:
 
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         detail::topk_decode<Fraction>(payload, out);
+    }
+
+    // apply(out[i], value) at the kept positions only (decode without the zero-fill); same checks.
+    template <class Apply>
+    void decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
+        detail::topk_decode_scatter<Fraction>(payload, out, apply);
     }
 
 private:
@@ -541,6 +565,12 @@ public:
 
     void decode(std::span<const std::byte> payload, std::span<float> out) {
         detail::topk_decode<Fraction>(payload, out);
+    }
+
+    // apply(out[i], value) at the kept positions only (decode without the zero-fill); same checks.
+    template <class Apply>
+    void decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
+        detail::topk_decode_scatter<Fraction>(payload, out, apply);
     }
 
 private:

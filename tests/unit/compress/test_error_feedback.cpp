@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
+#include <limits>
+#include <set>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -13,8 +16,10 @@
 #include <vector>
 
 #include "dtfm/compress/cast.hpp"
+#include "dtfm/compress/cocktail.hpp"
 #include "dtfm/compress/error_feedback.hpp"
 #include "dtfm/compress/identity.hpp"
+#include "dtfm/compress/randomk.hpp"
 #include "dtfm/compress/topk.hpp"
 
 using namespace dtfm::compress;
@@ -24,6 +29,10 @@ namespace {
 static_assert(dtfm::concepts::compressor<error_feedback<topk<>>>);
 static_assert(dtfm::concepts::compressor<error_feedback<cast<fp16>>>);
 static_assert(dtfm::concepts::compressor<error_feedback<error_feedback<cast<bf16>>>>);
+// The sparse compressors take error_feedback's scatter path; the dense ones its decode path.
+static_assert(scatter_decoder<topk<>> && scatter_decoder<topk_approx<>> && scatter_decoder<randomk<>> &&
+              scatter_decoder<randomk<std::ratio<1, 10>, false>> && scatter_decoder<cocktail<>>);
+static_assert(!scatter_decoder<cast<fp16>> && !scatter_decoder<identity> && !scatter_decoder<error_feedback<topk<>>>);
 
 std::vector<float> random_values(std::size_t n, float spread, std::uint32_t seed) {
     std::mt19937 rng(seed);
@@ -82,6 +91,15 @@ double least_squares_sgd(C& c, int steps) {
     return std::sqrt(err / norm);
 }
 
+// Non-finite values and signed zeros among the inputs: the residual must match bit for bit.
+std::vector<float> with_specials(std::vector<float> v) {
+    const float specials[] = {-std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), -0.0f, 0.0f, 1e-42f};
+    for (std::size_t i = 0; i < v.size(); i += 97) v[i] = specials[(i / 97) % std::size(specials)];
+    return v;
+}
+
+
 }  // namespace
 
 TEST_CASE("error feedback: SGD with top-1% gradients reaches the least-squares optimum, plain top-k stalls",
@@ -98,23 +116,70 @@ TEST_CASE("error feedback: SGD with top-1% gradients reaches the least-squares o
     REQUIRE(without > 1e-2);
 }
 
+
 TEMPLATE_TEST_CASE("error feedback: the residual is v − D(C(v)) after every call", "[compress][error_feedback]",
-                   cast<fp16>, cast<bf16>, topk<>, (topk<std::ratio<1, 10>>)) {
+                   cast<fp16>, cast<bf16>, topk<>, (topk<std::ratio<1, 10>>), topk_approx<>, randomk<>,
+                   (randomk<std::ratio<1, 10>, false>), cocktail<>) {
     error_feedback<TestType> c;
     TestType receiver;
     REQUIRE(c.residual().empty());
     REQUIRE(c.max_payload_bytes(1000) == TestType{}.max_payload_bytes(1000));
     for (std::uint32_t step = 0; step < 20; ++step) {
-        const auto in = random_values(1000, 1.0f + static_cast<float>(step), 100 + step);
+        auto in = random_values(1000, 1.0f + static_cast<float>(step), 100 + step);
+        if (step % 5 == 4) in = with_specials(std::move(in));
         const std::vector<float> before(c.residual().begin(), c.residual().end());
         const auto out = send(c, receiver, in);
         REQUIRE(c.residual().size() == in.size());
         for (std::size_t i = 0; i < in.size(); ++i) {
-            const float v = in[i] + (step == 0 ? 0.0f : before[i]);
-            REQUIRE(c.residual()[i] == v - out[i]);  // bitwise: the same float operations
+            const float v = feedback_input(in[i], step == 0 ? 0.0f : before[i]);
+            // bitwise: the same float operations, NaNs made canonical the same way
+            REQUIRE(std::bit_cast<std::uint32_t>(c.residual()[i]) == std::bit_cast<std::uint32_t>(feedback_residual(v, out[i])));
         }
     }
 }
+
+TEMPLATE_TEST_CASE("sparse decoders: decode_scatter visits exactly the kept positions, after every check",
+                   "[compress][error_feedback]", topk<>, topk_approx<>, randomk<>, (randomk<std::ratio<1, 10>, false>),
+                   cocktail<>) {
+    TestType c;
+    const auto in = random_values(5000, 1.0f, 21);
+    std::vector<std::byte> payload(c.max_payload_bytes(in.size()));
+    payload.resize(c.encode(in, payload));
+    std::vector<float> decoded(in.size());
+    c.decode(payload, decoded);
+
+    // Assigning at the visited positions over a buffer of sevens gives decode's output there;
+    // every other position keeps its seven, and decode wrote zero at it.
+    std::vector<float> scattered(in.size(), 7.0f);
+    std::set<const float*> visited;
+    std::size_t calls = 0;
+    c.decode_scatter(payload, std::span<float>(scattered), [&](float& o, float v) {
+        ++calls;
+        visited.insert(&o);
+        o = v;
+    });
+    REQUIRE(calls == visited.size());
+    REQUIRE(calls > 0);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (visited.count(&scattered[i]) != 0) REQUIRE(scattered[i] == decoded[i]);
+        else REQUIRE((scattered[i] == 7.0f && decoded[i] == 0.0f));
+    }
+
+    // A refused payload is refused before anything is visited.
+    for (const std::size_t cut : {std::size_t{0}, std::size_t{31}, payload.size() - 1}) {
+        std::size_t touched = 0;
+        REQUIRE_THROWS_AS(c.decode_scatter(std::span<const std::byte>(payload).first(cut), std::span<float>(scattered),
+                                           [&](float&, float) { ++touched; }),
+                          dtfm::wire_error);
+        REQUIRE(touched == 0);
+    }
+    auto bad = payload;
+    bad[5] ^= std::byte{0xFF};
+    std::size_t touched = 0;
+    REQUIRE_THROWS_AS(c.decode_scatter(bad, std::span<float>(scattered), [&](float&, float) { ++touched; }), dtfm::wire_error);
+    REQUIRE(touched == 0);
+}
+
 
 TEMPLATE_TEST_CASE("error feedback: the running mean of a constant input converges to it as 1/T",
                    "[compress][error_feedback]", cast<fp16>, topk<>) {
