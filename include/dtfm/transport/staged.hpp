@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "dtfm/collective/operation.hpp"
 #include "dtfm/concepts/transport.hpp"
+#include "dtfm/detail/background_worker.hpp"
 #include "dtfm/detail/deadline.hpp"
 #include "dtfm/error.hpp"
 #include "dtfm/spaces.hpp"
@@ -167,7 +167,7 @@ struct staged_op {
     std::optional<typename C::fence> copy;  // send: into the block; receive: out of it
     std::optional<typename T::request_type> inner;
     std::exception_ptr failure;        // the send could not be posted
-    collective::operation posting;     // a send's turn on the poster thread (done: inner or failure set)
+    dtfm::detail::task_handle posting;  // a send's turn on the poster thread (done: inner or failure set)
     bool posted = false;               // the same, for drop() (the link's mutex); receives: at once
     bool cancelled = false;            // dropped before it was posted: never sent (the link's mutex)
     bool inner_done = false;
@@ -184,7 +184,7 @@ struct staged_link {
     T transport;
     std::mutex mutex;
     std::exception_ptr failure;          // the first send the host transport refused
-    collective::operation last_posting;  // the latest send queued on this group (the mutex)
+    dtfm::detail::task_handle last_posting;  // the latest send queued on this group (the mutex)
 };
 
 // Run on the poster: a background_worker shared by a transport and its splits (one copy stream),
@@ -373,7 +373,7 @@ public:
     // sends queued here are posted first (a peer may be waiting for them before it splits); sends
     // from other threads wait until the split is done.
     staged split(int color, int key) {
-        collective::operation queued;
+        dtfm::detail::task_handle queued;
         {
             std::lock_guard lock(link_->mutex);
             queued = link_->last_posting;

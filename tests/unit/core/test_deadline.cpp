@@ -5,7 +5,7 @@
 #include <chrono>
 #include <thread>
 
-#include "dtfm/collective/operation.hpp"
+#include "dtfm/collective/operation.hpp"  // collective::operation, detail::background_worker
 #include "dtfm/detail/deadline.hpp"
 
 using namespace std::chrono_literals;
