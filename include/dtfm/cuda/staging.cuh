@@ -82,41 +82,33 @@ public:
     }
     void deallocate(std::byte* p, std::size_t) noexcept { cudaFreeHost(p); }
 
+    // A send's copy: it starts after the work queued on the compute stream, which produced the
+    // bytes; kernels queued there later may overwrite the sent buffer.
     fence to_host(std::byte* host, const std::byte* device, std::size_t n) {
-        fence produced(compute_);  // everything queued on the compute stream so far
-        dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), produced.event(), 0), "cudaStreamWaitEvent");
-        dtfm::detail::check_cuda(cudaMemcpyAsync(host, device, n, cudaMemcpyDeviceToHost, copy_.get()),
-                                 "cudaMemcpyAsync(device to host)");
-        return after_queued_copy([&] {
-            fence copied(copy_.get(), true);
-            // Kernels queued later on the compute stream may overwrite what is being sent.
-            dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
-            return copied;
-        });
+        return copy(host, device, n, cudaMemcpyDeviceToHost, "cudaMemcpyAsync(device to host)");
     }
 
+    // A receive's copy: kernels already queued on the compute stream may still read (or write)
+    // the buffer it overwrites, e.g. the decode of the previous message received into it; kernels
+    // queued there later see the data.
     fence to_space(std::byte* device, const std::byte* host, std::size_t n) {
-        // Kernels already queued on the compute stream may still read (or write) the buffer this
-        // receive overwrites, e.g. the decode of the previous message received into it.
-        fence queued(compute_);
-        dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), queued.event(), 0), "cudaStreamWaitEvent");
-        dtfm::detail::check_cuda(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, copy_.get()),
-                                 "cudaMemcpyAsync(host to device)");
-        return after_queued_copy([&] {
-            fence copied(copy_.get(), true);
-            dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
-            return copied;
-        });
+        return copy(device, host, n, cudaMemcpyHostToDevice, "cudaMemcpyAsync(host to device)");
     }
 
 private:
-    // Makes the fence of a copy already queued. If that fails, the copy still runs: wait for it
-    // before the error leaves, so the caller may reuse the staging block.
-    template <class Make>
-    fence after_queued_copy(Make&& make) {
+    // Queues the copy on the copy stream between the compute stream's queued work and its later
+    // work, and returns the copy's fence.
+    fence copy(void* to, const void* from, std::size_t n, cudaMemcpyKind kind, const char* what) {
+        fence queued(compute_);
+        dtfm::detail::check_cuda(cudaStreamWaitEvent(copy_.get(), queued.event(), 0), "cudaStreamWaitEvent");
+        dtfm::detail::check_cuda(cudaMemcpyAsync(to, from, n, kind, copy_.get()), what);
         try {
-            return make();
+            fence copied(copy_.get(), true);
+            dtfm::detail::check_cuda(cudaStreamWaitEvent(compute_, copied.event(), 0), "cudaStreamWaitEvent");
+            return copied;
         } catch (...) {
+            // The copy was queued and still runs: wait for it before the error leaves, so the
+            // caller may reuse the staging block.
             cudaStreamSynchronize(copy_.get());
             throw;
         }
