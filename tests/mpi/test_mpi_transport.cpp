@@ -28,6 +28,10 @@ using dtfm::test::on_every_rank;
 
 namespace {
 
+// A dropped mpi request is cancelled (receive) or waited for (send): staged frees its block.
+static_assert(dtfm::concepts::drop_releases_buffer<mpi>);
+static_assert(!dtfm::concepts::drop_releases_buffer<throttled<mpi>>);
+
 struct plain {
     static mpi make() { return mpi(); }
 };

@@ -53,4 +53,14 @@ concept transport = std::movable<T> && std::same_as<typename T::transport_concep
                         { t.split(color, key) } -> std::same_as<T>;
                     };
 
+// A transport whose requests, once destroyed, never touch their buffers again (the destructor
+// cancels or finishes the operation, as inproc and mpi do) says so with
+// `static constexpr bool drop_releases_buffer = true;`. Wrappers that may still post or read a
+// buffer after their request is gone (throttled's scheduled sends) do not, and their buffers
+// must then outlive the transport's use of them: transport::staged keeps such staging blocks.
+template <class T>
+inline constexpr bool drop_releases_buffer = requires {
+    requires T::drop_releases_buffer;
+};
+
 }  // namespace dtfm::concepts

@@ -223,6 +223,7 @@ public:
     using transport_concept = transport_tag;
     using memory_space = host_space;
     using request_type = inproc_request;
+    static constexpr bool drop_releases_buffer = true;  // a dropped request is cancelled under the mailbox lock
 
     int rank() const { return rank_; }
     int size() const { return static_cast<int>(members_->size()); }

@@ -142,6 +142,7 @@ public:
     using transport_concept = transport_tag;
     using memory_space = host_space;
     using request_type = mpi_request;
+    static constexpr bool drop_releases_buffer = true;  // a dropped request is cancelled or waited for
 
     explicit mpi(MPI_Comm parent = MPI_COMM_WORLD) {
         MPI_Comm dup = MPI_COMM_NULL;

@@ -145,7 +145,8 @@ struct staged_op {
     }
 
     // The host transport's own abandon rules apply to its request, in the caller's thread; a
-    // request it has finished with leaves the block free.
+    // request it has finished with leaves the block free, and so does any dropped request of a
+    // transport whose dropped requests never touch their buffers again (drop_releases_buffer).
     void drop_inner() noexcept {
         if (inner && !inner_done) {
             try {
@@ -155,6 +156,7 @@ struct staged_op {
             abandoned = !inner_done;
         }
         inner.reset();
+        if constexpr (concepts::drop_releases_buffer<T>) abandoned = false;
     }
 
     std::shared_ptr<staging_pool<C>> pool;

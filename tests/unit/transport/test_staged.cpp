@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dtfm/transport/inproc.hpp"
+#include "dtfm/transport/throttled.hpp"
 #include "dtfm/transport/staged.hpp"
 #include "../../support/staging_copiers.hpp"
 
@@ -297,6 +298,35 @@ TEST_CASE("staged: wait_for on a send whose copy has not landed returns false in
             std::vector<std::byte> in(1000);
             REQUIRE(t.irecv(0, tag, in).wait() == 1000);
             REQUIRE(in == pattern(1000, 4));
+        }
+    });
+}
+
+TEST_CASE("staged: receives dropped after a timeout give their block back (host requests cancelled on drop)",
+          "[transport][staged]") {
+    static_assert(concepts::drop_releases_buffer<transport::inproc>);
+    static_assert(!concepts::drop_releases_buffer<transport::throttled<transport::inproc>>);
+    const message_tag silent{channel::user, 9}, go{channel::control, 9};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        deferred_copier copier;
+        staged_inproc t(world, copier);
+        if (t.rank() == 1) {
+            for (int round = 0; round < 20; ++round) {
+                std::vector<std::byte> in(256);
+                auto r = t.irecv(0, silent, in);
+                REQUIRE_FALSE(r.wait_for(std::chrono::microseconds(200)));
+            }  // each dropped unanswered: inproc cancels it, so its block is free again
+            REQUIRE(t.staging_blocks() == 1);
+            std::byte token{};
+            world.isend(0, go, std::span(&token, 1)).wait();
+            std::vector<std::byte> in(256);
+            REQUIRE(t.irecv(0, silent, in).wait() == 256);
+            REQUIRE(in == pattern(256, 7));
+            REQUIRE(t.staging_blocks() == 1);
+        } else {
+            std::byte token{};
+            world.irecv(1, go, std::span(&token, 1)).wait();
+            t.isend(1, silent, pattern(256, 7)).wait();
         }
     });
 }
