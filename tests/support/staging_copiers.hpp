@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "dtfm/spaces.hpp"
 
@@ -47,6 +49,9 @@ struct deferred_copier {
     };
 
     std::shared_ptr<int> allocations = std::make_shared<int>(0);
+    // The threads that called bind_thread (the transport's poster), for the test that checks it.
+    std::shared_ptr<std::vector<std::thread::id>> bound = std::make_shared<std::vector<std::thread::id>>();
+    std::shared_ptr<std::mutex> bound_mutex = std::make_shared<std::mutex>();
 
     std::byte* allocate(std::size_t n) {
         ++*allocations;
@@ -55,6 +60,10 @@ struct deferred_copier {
     void deallocate(std::byte* p, std::size_t) { delete[] p; }
     fence to_host(std::byte* host, const std::byte* from, std::size_t n) { return {host, from, n}; }
     fence to_space(std::byte* to, const std::byte* host, std::size_t n) { return {to, host, n}; }
+    void bind_thread() noexcept {
+        std::lock_guard lock(*bound_mutex);
+        bound->push_back(std::this_thread::get_id());
+    }
 };
 
 // Copies that are "in flight" until the test opens the gate (a kernel still producing the data):

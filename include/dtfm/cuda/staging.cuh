@@ -69,7 +69,16 @@ public:
 
     // compute: the stream that produces what is sent and consumes what is received (nullptr: the
     // default stream). The copier creates and owns its copy stream.
-    explicit pinned_copier(cudaStream_t compute = nullptr) : compute_(compute), copy_(new_stream(), destroy_stream) {}
+    // The copier works on the current device (that of the compute stream).
+    explicit pinned_copier(cudaStream_t compute = nullptr)
+        : device_(current_device()), compute_(compute), copy_(new_stream(), destroy_stream) {}
+
+    int device() const noexcept { return device_; }
+
+    // The transport's poster thread calls this before it waits on a copy: without it, its first
+    // CUDA call would make a context on device 0 for every rank of a multi-GPU node. A failure
+    // here shows in the wait that follows.
+    void bind_thread() noexcept { cudaSetDevice(device_); }
 
     cudaStream_t compute_stream() const noexcept { return compute_; }
     cudaStream_t copy_stream() const noexcept { return copy_.get(); }
@@ -114,6 +123,12 @@ private:
         }
     }
 
+    static int current_device() {
+        int d = 0;
+        dtfm::detail::check_cuda(cudaGetDevice(&d), "cudaGetDevice");
+        return d;
+    }
+
     static cudaStream_t new_stream() {
         cudaStream_t s = nullptr;
         dtfm::detail::check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -121,6 +136,7 @@ private:
     }
     static void destroy_stream(cudaStream_t s) noexcept { cudaStreamDestroy(s); }
 
+    int device_;
     cudaStream_t compute_;
     std::unique_ptr<CUstream_st, void (*)(cudaStream_t)> copy_;
 };

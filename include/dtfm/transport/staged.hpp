@@ -34,7 +34,9 @@
 namespace dtfm::transport {
 
 // Copier: moves bytes between its memory space and host staging memory, asynchronously. A fence
-// says when one copy is done (ready() polls, wait() blocks).
+// says when one copy is done (ready() polls, wait() blocks). A copier may also have
+// bind_thread() noexcept, which the poster thread calls before it waits on a copy (a GPU copier
+// makes its device current there: on a multi-GPU node that is not device 0).
 template <class C>
 concept staging_copier = concepts::memory_space<typename C::memory_space> && std::movable<typename C::fence> &&
                          requires(C& c, typename C::fence& f, std::byte* host, const std::byte* from,
@@ -195,6 +197,7 @@ struct staged_link {
 // the block, unless the request was dropped first or an earlier send of the group failed.
 template <concepts::transport T, staging_copier C>
 void post_staged(staged_link<T>& l, staged_op<T, C>& o) noexcept {
+    if constexpr (requires(C& c) { c.bind_thread(); }) o.pool->copier().bind_thread();
     std::exception_ptr copy_failed;
     if (o.copy) {
         try {

@@ -330,3 +330,28 @@ TEST_CASE("staged: receives dropped after a timeout give their block back (host 
         }
     });
 }
+
+TEST_CASE("staged: the poster thread binds itself through the copier before it waits on a copy",
+          "[transport][staged]") {
+    const message_tag tag{channel::user, 10};
+    transport::run_inproc(2, [&](transport::inproc& world) {
+        deferred_copier copier;
+        auto bound = copier.bound;
+        auto bound_mutex = copier.bound_mutex;
+        staged_inproc t(world, copier);
+        if (t.rank() == 0) {
+            for (int m = 0; m < 3; ++m) t.isend(1, tag, pattern(64, m)).wait();
+            std::lock_guard lock(*bound_mutex);
+            REQUIRE(bound->size() == 3);  // once per send, on the poster
+            for (const auto id : *bound) REQUIRE(id != std::this_thread::get_id());
+        } else {
+            for (int m = 0; m < 3; ++m) {
+                std::vector<std::byte> in(64);
+                REQUIRE(t.irecv(0, tag, in).wait() == 64);
+                REQUIRE(in == pattern(64, m));
+            }
+            std::lock_guard lock(*bound_mutex);
+            REQUIRE(bound->empty());  // receives do not use the poster
+        }
+    });
+}
