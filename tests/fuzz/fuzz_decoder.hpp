@@ -29,6 +29,13 @@ void decode(Decoder& decoder, std::span<const std::byte> payload) {
         decoder.decode(payload, out);
     } catch (const wire_error&) {
     }
+    // Sparse decoders also add at their kept positions only (error feedback's path): same checks.
+    if constexpr (requires(std::span<float> o) { decoder.decode_scatter(payload, o, [](float&, float) {}); }) {
+        try {
+            decoder.decode_scatter(payload, std::span<float>(out), [](float& o, float v) { o += v; });
+        } catch (const wire_error&) {
+        }
+    }
 }
 
 // A fresh decoder of type C for the bytes.

@@ -1,4 +1,5 @@
-// Fuzzes the sparse decoders: topk (exact and approximate payloads), randomk and cocktail.
+// Fuzzes the sparse decoders: topk (exact and approximate payloads), randomk and cocktail, through
+// decode and decode_scatter.
 #include "dtfm/compress/cocktail.hpp"
 #include "dtfm/compress/randomk.hpp"
 #include "dtfm/compress/topk.hpp"
