@@ -133,7 +133,8 @@ private:
     // positions_ = the random subset of n values in the current context, drawn once per context.
     void draw_subset(std::size_t n) {
         const drawn_for now{n, subset_.step(), subset_.chunk()};
-        if (drawn_ == now) return;
+        // The size check also catches a moved-from cocktail (its drawn_ stays, its positions_ go).
+        if (drawn_ == now && positions_.size() == subset_for(n)) return;
         drawn_.reset();  // if the draw throws, nothing stale is trusted
         positions_.resize(subset_for(n));
         subset_.positions(n, positions_);

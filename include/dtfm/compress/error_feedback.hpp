@@ -88,7 +88,8 @@ public:
     // The receiver's side is plain C: error feedback lives at the sender only.
     void decode(std::span<const std::byte> payload, std::span<float> out) { inner_.decode(payload, out); }
 
-    // e_t: what the next encode adds to its input. Empty before the first encode.
+    // e_t: what the next encode adds to its input. Empty before the first encode. The span is
+    // valid until the next encode, reset or serialize (encode may move the residual to another buffer).
     std::span<const float> residual() const noexcept { return residual_; }
 
     // Drops the residual (and the tensor size), e.g. when the model is reloaded or resharded.

@@ -69,15 +69,17 @@ public:
 
     // compute: the stream that produces what is sent and consumes what is received (nullptr: the
     // default stream). The copier creates and owns its copy stream.
-    // The copier works on the current device (that of the compute stream).
+    // The copier works on the device current when it is made: make it where the compute
+    // stream's device is current.
     explicit pinned_copier(cudaStream_t compute = nullptr)
         : device_(current_device()), compute_(compute), copy_(new_stream(), destroy_stream) {}
 
     int device() const noexcept { return device_; }
 
     // The transport's poster thread calls this before it waits on a copy: without it, its first
-    // CUDA call would make a context on device 0 for every rank of a multi-GPU node. A failure
-    // here shows in the wait that follows.
+    // CUDA call would make a context on device 0 for every rank of a multi-GPU node. It cannot
+    // fail for a device the copier was made on; were it to, the poster would wait from its
+    // default device (an event wait works across devices) at the cost of that context.
     void bind_thread() noexcept { cudaSetDevice(device_); }
 
     cudaStream_t compute_stream() const noexcept { return compute_; }

@@ -105,6 +105,26 @@ TEST_CASE("cocktail: deterministic for a context, different across steps", "[com
     REQUIRE(ec.decoded != ea.decoded);
 }
 
+TEST_CASE("cocktail: the subset drawn for a context is reused, also by copies, and redrawn after a move",
+          "[compress][cocktail]") {
+    const auto x = gaussian(5'000, 3);
+    cocktail<> a(5), reference(5);
+    a.set_context(3, 1);
+    reference.set_context(3, 1);
+    const auto first = round_trip(a, reference, x);
+    const auto again = round_trip(a, reference, x);  // the cached draw
+    REQUIRE(again.payload == first.payload);
+    cocktail<> copy = a;
+    REQUIRE(round_trip(copy, reference, x).payload == first.payload);
+    cocktail<> moved = std::move(a);
+    REQUIRE(round_trip(moved, reference, x).payload == first.payload);
+    // The moved-from one keeps its context but not its positions: it must draw them again.
+    std::vector<float> out(x.size());
+    a.decode(first.payload, out);  // NOLINT(bugprone-use-after-move): a moved-from cocktail stays usable
+    REQUIRE(out == first.decoded);
+    REQUIRE(round_trip(a, reference, x).payload == first.payload);
+}
+
 TEST_CASE("cocktail: small and empty inputs", "[compress][cocktail]") {
     for (std::size_t n : {0u, 1u, 5u, 9u, 10u, 11u, 333u}) {
         const auto x = gaussian(n, 4);
