@@ -393,18 +393,17 @@ std::size_t topk_check_header(const payload_header& h, std::size_t n) {
 
 // Checks a top-k payload for n values, its indices included; returns k.
 template <class Fraction>
-std::size_t topk_check(std::span<const std::byte> payload, std::span<float> out) {
-    const std::size_t k = topk_check_header<Fraction>(payload_header::read(payload, kind::topk, out.size()), out.size());
+std::size_t topk_check(std::span<const std::byte> payload, std::size_t n) {
+    const std::size_t k = topk_check_header<Fraction>(payload_header::read(payload, kind::topk, n), n);
 
     const std::byte* indices = payload.data() + payload_header::size;
     std::uint64_t lowest = 0;  // the smallest index the next entry may have
     for (std::size_t j = 0; j < k; ++j) {
         const std::uint32_t i = wire::load_le<std::uint32_t>(indices + 4 * j);
-        if (i < lowest || i >= out.size()) {
+        if (i < lowest || i >= n) {
             throw wire_error(wire_error::reason::bad_value,
                              "top-k index " + std::to_string(i) + " at entry " + std::to_string(j) +
-                                 (i >= out.size() ? " is beyond the " + std::to_string(out.size()) + " elements"
-                                                  : " does not increase"));
+                                 (i >= n ? " is beyond the " + std::to_string(n) + " elements" : " does not increase"));
         }
         lowest = std::uint64_t{i} + 1;
     }
@@ -424,14 +423,14 @@ void topk_apply(std::span<const std::byte> payload, std::size_t k, std::span<flo
 // Every check runs before the first write to out, so a refused payload leaves out as it was.
 template <class Fraction>
 void topk_decode(std::span<const std::byte> payload, std::span<float> out) {
-    const std::size_t k = topk_check<Fraction>(payload, out);
+    const std::size_t k = topk_check<Fraction>(payload, out.size());
     std::fill(out.begin(), out.end(), 0.0f);
     topk_apply(payload, k, out, [](float& o, float v) { o = v; });
 }
 
 template <class Fraction, class Apply>
 void topk_decode_scatter(std::span<const std::byte> payload, std::span<float> out, Apply&& apply) {
-    topk_apply(payload, topk_check<Fraction>(payload, out), out, apply);
+    topk_apply(payload, topk_check<Fraction>(payload, out.size()), out, apply);
 }
 
 }  // namespace detail

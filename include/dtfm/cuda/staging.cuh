@@ -74,8 +74,6 @@ public:
     explicit pinned_copier(cudaStream_t compute = nullptr)
         : device_(current_device()), compute_(compute), copy_(new_stream(), destroy_stream) {}
 
-    int device() const noexcept { return device_; }
-
     // The transport's poster thread calls this before it waits on a copy: without it, its first
     // CUDA call would make a context on device 0 for every rank of a multi-GPU node. It cannot
     // fail for a device the copier was made on; were it to, the poster would wait from its
